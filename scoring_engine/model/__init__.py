@@ -1,0 +1,1 @@
+"""The grooming model: normalised text, hashed features, lexicon characteristics, scoring."""
