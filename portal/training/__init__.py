@@ -1,0 +1,1 @@
+"""Training, evaluating and documenting models before they are published as bundles."""

@@ -1,0 +1,343 @@
+"""Training a Vigil model from labelled conversations, with the evidence to trust it.
+
+What it measures, and why:
+
+- **Grouped cross-validation.** Windows of one transcript are near-duplicates, so folds
+  are grouped by ``case`` (the conversation id when there is none): no transcript
+  is ever on both sides of a split. The model's calibration is fitted on these
+  out-of-fold decision values, and the model card's figures come from them.
+- **Leave one normal source out.** The product is judged on a chat source it has never
+  seen. For each normal source, a model trained without it (and without one grouped
+  fold of grooming cases) scores that source; its flag rate at the operating point says
+  how the model treats a style of chat it never saw.
+- **The operating point** is the lowest threshold at which no normal source is flagged
+  above ``max_source_flag_rate`` in the out-of-fold scores.
+
+Normal sources are weighted to the same total weight, so no single source defines
+"normal" for the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+from sklearn.model_selection import GroupKFold
+
+from scoring_engine import __version__ as engine_version
+from scoring_engine.conversation import Conversation
+from scoring_engine.evaluation import EvaluationAccumulator
+from scoring_engine.model.classifier import CalibratedLinearClassifier, source_balanced_weights
+from scoring_engine.model.features import FEATURE_VERSION, N_HASH_FEATURES, featurize
+from scoring_engine.model.lexicon import CHARACTERISTICS
+from scoring_engine.model.scorer import GroomingModel
+
+Progress = Callable[[str, int, int], None]
+FloatArray = npt.NDArray[np.float64]
+FEATURIZE_CHUNK = 5_000
+ENGINE_RANGE = f">={engine_version},<1.0"
+
+
+def _quiet(_step: str, _done: int, _total: int) -> None:
+    return
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    C: float = 1.0
+    folds: int = 5
+    min_positive_groups: int = 5
+    max_source_flag_rate: float = 0.01
+    leave_one_source_out: bool = True
+    # Text may only raise a score (see CalibratedLinearClassifier.non_negative_columns).
+    positive_text_only: bool = False
+    # Extra grooming windows cut from whole transcripts: fitted on, never measured on.
+    windows_per_conversation: int = 20
+    window_weight: float = 0.3
+    seed: int = 0
+
+
+@dataclass
+class TrainingData:
+    """Features and labels of a labelled corpus (no text is kept)."""
+
+    X: sp.csr_matrix
+    labels: npt.NDArray[np.bool_]
+    groups: npt.NDArray[Any]
+    sources: list[str | None]
+    lengths: npt.NDArray[np.int64]
+    digest: str
+    source_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # True for rows that only train the model (extra windows); metrics, calibration and
+    # the operating point use the others.
+    fit_only: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    @property
+    def measured(self) -> npt.NDArray[np.bool_]:
+        return ~self.fit_only
+
+    @classmethod
+    def from_conversations(
+        cls,
+        conversations: Sequence[Conversation],
+        digest: str,
+        progress: Progress = _quiet,
+        fit_only: Sequence[Conversation] = (),
+    ) -> TrainingData:
+        n_measured = len(conversations)
+        conversations = [*conversations, *fit_only]
+        blocks = []
+        total = len(conversations)
+        for start in range(0, total, FEATURIZE_CHUNK):
+            chunk = conversations[start : start + FEATURIZE_CHUNK]
+            blocks.append(featurize(chunk).features())
+            progress("features", min(start + FEATURIZE_CHUNK, total), total)
+        X = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, 0))
+        counts: dict[str, Counter[str]] = {}
+        for c in conversations[:n_measured]:
+            counts.setdefault(c.source or "unknown", Counter())[c.label or "unlabelled"] += 1
+        return cls(
+            X=X,
+            labels=np.array([c.label == "grooming" for c in conversations], dtype=bool),
+            groups=np.array([c.case or c.id for c in conversations], dtype=object),
+            sources=[c.source for c in conversations],
+            lengths=np.array([len(c.messages) for c in conversations], dtype=np.int64),
+            digest=digest,
+            source_counts={s: dict(v) for s, v in sorted(counts.items())},
+            fit_only=np.arange(total) >= n_measured,
+        )
+
+
+def cut_windows(
+    transcripts: Sequence[Conversation],
+    reference_lengths: Sequence[int],
+    per_conversation: int,
+    seed: int = 0,
+) -> list[Conversation]:
+    """Windows of consecutive messages from labelled transcripts, the way evaluation
+    windows are built: one at the start and the rest at random places, each as long as a
+    randomly drawn reference conversation, so that length does not give the label away."""
+    rng = np.random.default_rng(seed)
+    lengths = np.asarray([n for n in reference_lengths if n > 0] or [20])
+    windows = []
+    for transcript in transcripts:
+        n = len(transcript.messages)
+        if n == 0:
+            continue
+        for k in range(per_conversation):
+            length = int(min(n, rng.choice(lengths)))
+            start = 0 if k == 0 else int(rng.integers(0, n - length + 1))
+            windows.append(
+                Conversation(
+                    id=f"{transcript.id}#w{k}",
+                    messages=transcript.messages[start : start + length],
+                    label=transcript.label,
+                    source=transcript.source,
+                    case=transcript.case or transcript.id,
+                    ordered=transcript.ordered,
+                )
+            )
+    return windows
+
+
+@dataclass
+class TrainingResult:
+    model: GroomingModel
+    manifest: dict[str, Any]
+    metrics: dict[str, Any]
+    out_of_fold_scores: FloatArray
+
+
+def data_digest(paths: Sequence[Path]) -> str:
+    """sha256 over the training files' names and bytes, in the order given."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _classifier(config: TrainingConfig) -> CalibratedLinearClassifier:
+    return CalibratedLinearClassifier(
+        C=config.C,
+        calibration_folds=config.folds,
+        min_positive_groups=config.min_positive_groups,
+        filtered_columns=N_HASH_FEATURES,
+        non_negative_columns=N_HASH_FEATURES if config.positive_text_only else 0,
+    )
+
+
+def choose_threshold(
+    scores: FloatArray,
+    labels: npt.NDArray[np.bool_],
+    sources: Sequence[str | None],
+    max_source_flag_rate: float,
+) -> float:
+    """Lowest threshold (0.001 steps) at which no normal source is flagged above the cap."""
+    source_array = np.array([s or "" for s in sources], dtype=object)
+    negatives = ~labels
+    cap = 0.0
+    for name in np.unique(source_array[negatives]):
+        source_scores = np.sort(scores[negatives & (source_array == name)])
+        allowed = int(np.floor(max_source_flag_rate * source_scores.size))
+        # Flagging is score >= t, so t must exceed the (allowed+1)-th highest score.
+        if source_scores.size > allowed:
+            cap = max(cap, float(source_scores[source_scores.size - allowed - 1]))
+    return float(min(0.999, np.floor(cap * 1000.0) / 1000.0 + 0.001))
+
+
+def _report(scores: FloatArray, data: TrainingData, threshold: float) -> dict[str, Any]:
+    accumulator = EvaluationAccumulator()
+    for i in np.flatnonzero(data.measured).tolist():
+        accumulator.add(
+            score=float(scores[i]),
+            label=bool(data.labels[i]),
+            flagged_at=None,
+            n_messages=int(data.lengths[i]),
+            source=data.sources[i],
+        )
+    report = accumulator.report(threshold).to_dict()
+    report.pop("early_warning", None)
+    return report
+
+
+def _fit(
+    config: TrainingConfig, data: TrainingData, rows: npt.NDArray[np.bool_], **params: Any
+) -> CalibratedLinearClassifier:
+    """Fit on the selected rows: normal sources balanced, extra windows down-weighted."""
+    labels = data.labels[rows]
+    weights = source_balanced_weights(labels, [data.sources[i] for i in np.flatnonzero(rows)])
+    weights[data.fit_only[rows]] = config.window_weight
+    classifier: CalibratedLinearClassifier = _classifier(config).set_params(**params)
+    return classifier.fit(
+        data.X[rows],
+        labels,
+        sample_weight=weights,
+        groups=data.groups[rows],
+        calibration_mask=data.measured[rows],
+    )
+
+
+def leave_one_source_out(
+    data: TrainingData, config: TrainingConfig, threshold_fpr: float, progress: Progress = _quiet
+) -> dict[str, dict[str, float]]:
+    """Flag rate of each normal source scored by a model that never saw it.
+
+    The held-out model is trained without the source and without the first grouped fold
+    of the data; its threshold is set to flag the same fraction ``threshold_fpr`` of the
+    held-out fold's (seen-source) normals as the real operating point does out of fold.
+    """
+    source_array = np.array([s or "" for s in data.sources], dtype=object)
+    normals = ~data.labels & data.measured
+    names = [str(n) for n in np.unique(source_array[normals])]
+    results: dict[str, dict[str, float]] = {}
+    if len(names) < 2:
+        return results
+    _, test_idx = next(GroupKFold(n_splits=config.folds).split(data.X, data.labels, data.groups))
+    held_out = np.zeros(data.labels.size, dtype=bool)
+    held_out[test_idx] = True
+    for done, name in enumerate(names, start=1):
+        unseen = (source_array == name) & normals
+        classifier = _fit(config, data, ~held_out & ~unseen, calibration_folds=2)
+        decisions = classifier.linear_decision(data.X)
+        seen_normals = held_out & normals & ~unseen
+        cut = float(np.quantile(decisions[seen_normals], 1.0 - threshold_fpr))
+        positives = held_out & data.labels & data.measured
+        results[name] = {
+            "flag_rate": round(float(np.mean(decisions[unseen] > cut)), 4),
+            "recall_held_out_grooming": round(float(np.mean(decisions[positives] > cut)), 4),
+            "n": int(unseen.sum()),
+        }
+        progress("leave-one-source-out", done, len(names))
+    return results
+
+
+def train_model(
+    data: TrainingData, config: TrainingConfig, progress: Progress = _quiet
+) -> TrainingResult:
+    measured_labels = data.labels[data.measured]
+    if measured_labels.all() or not measured_labels.any():
+        raise ValueError("training needs both grooming and normal conversations")
+    progress("fit", 0, 1)
+    everything = np.ones(data.labels.size, dtype=bool)
+    classifier = _fit(config, data, everything)
+    progress("fit", 1, 1)
+    oof = classifier.calibrate(classifier.out_of_fold_decisions_)
+    measured = data.measured
+    threshold = choose_threshold(
+        oof[measured],
+        data.labels[measured],
+        [s for s, m in zip(data.sources, measured, strict=True) if m],
+        config.max_source_flag_rate,
+    )
+    metrics: dict[str, Any] = {
+        "cross_validation": {
+            "scheme": f"{config.folds}-fold, grouped by case",
+            **_report(oof, data, threshold),
+        },
+    }
+    if config.leave_one_source_out:
+        fpr = float(np.mean(oof[measured & ~data.labels] >= threshold))
+        metrics["leave_one_source_out"] = leave_one_source_out(
+            data, config, max(fpr, 1e-4), progress
+        )
+    model = GroomingModel(classifier=classifier, recommended_threshold=threshold)
+    # The out-of-fold decisions are for the metrics above; the shipped model keeps only
+    # what scoring needs.
+    del classifier.out_of_fold_decisions_
+    manifest = {
+        "name": "vigil",
+        "version": None,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "engine_version": ENGINE_RANGE,
+        "feature_version": FEATURE_VERSION,
+        "training_data_digest": f"sha256:{data.digest}",
+        "training_data": data.source_counts,
+        "prevalence": round(float(measured_labels.mean()), 4),
+        "recommended_threshold": threshold,
+        "characteristics": list(CHARACTERISTICS),
+        "metrics": _headline(metrics),
+        "training": {
+            "C": config.C,
+            "folds": config.folds,
+            "min_positive_groups": config.min_positive_groups,
+            "max_source_flag_rate": config.max_source_flag_rate,
+            "conversations": int(measured.sum()),
+            "grooming": int(measured_labels.sum()),
+            "extra_windows": int(data.fit_only.sum()),
+            "extra_window_weight": config.window_weight,
+        },
+    }
+    return TrainingResult(model=model, manifest=manifest, metrics=metrics, out_of_fold_scores=oof)
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    cv = metrics["cross_validation"]
+    headline = {
+        "pr_auc": cv["pr_auc"],
+        "roc_auc": cv["roc_auc"],
+        "recall_at_fpr_0.01": cv["recall_at_fpr"]["0.01"],
+        "recall_at_fpr_0.001": cv["recall_at_fpr"]["0.001"],
+        "precision": cv["precision"],
+        "recall": cv["recall"],
+        "ece": cv["ece"],
+        "max_normal_source_flag_rate": max(
+            (s["flag_rate"] for s in cv["per_source"].values() if s.get("flag_rate") is not None),
+            default=None,
+        ),
+    }
+    if "leave_one_source_out" in metrics:
+        headline["max_unseen_source_flag_rate"] = max(
+            (s["flag_rate"] for s in metrics["leave_one_source_out"].values()), default=None
+        )
+    return headline
