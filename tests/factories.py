@@ -55,9 +55,7 @@ GROOMING_LINES = [
 def normal_conversation(rng: random.Random, index: int, source: str) -> Conversation:
     lines = NORMAL_LINES[source]
     n = rng.randint(4, 10)
-    messages = tuple(
-        Message(author=f"u{1 + i % 2}", text=rng.choice(lines)) for i in range(n)
-    )
+    messages = tuple(Message(author=f"u{1 + i % 2}", text=rng.choice(lines)) for i in range(n))
     return Conversation(
         id=f"n-{source}-{index}",
         messages=messages,

@@ -1,6 +1,7 @@
 """`vigil-portal models train` and `models evaluate` as an operator runs them (synthetic data)."""
 
 import json
+import random
 
 import pytest
 from typer.testing import CliRunner
@@ -15,8 +16,6 @@ runner = CliRunner()
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     data = write_jsonl(root / "train.jsonl", corpus(240, 60, seed=1))
-    import random
-
     transcripts = write_jsonl(
         root / "transcripts.jsonl", [grooming_conversation(random.Random(i), i) for i in range(12)]
     )

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from scoring_engine.model.classifier import CalibratedLinearClassifier, source_balanced_weights
@@ -12,8 +13,6 @@ def small_model() -> GroomingModel:
     conversations = corpus()
     batch = featurize(conversations)
     labels = [c.label == "grooming" for c in conversations]
-    import numpy as np
-
     y = np.array(labels)
     classifier = CalibratedLinearClassifier(
         C=1.0, min_positive_groups=2, filtered_columns=N_HASH_FEATURES

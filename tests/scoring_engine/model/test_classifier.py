@@ -5,7 +5,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from scoring_engine.model.classifier import CalibratedLinearClassifier, source_balanced_weights
 
-
 # Weighting a sample by 2 is not the same as repeating it here: the calibration folds are
 # drawn over samples, so a repeated sample can land on both sides of a split.
 EXPECTED_FAILURES = {

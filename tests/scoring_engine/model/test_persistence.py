@@ -26,7 +26,7 @@ class Sneaky:
 def test_model_file_with_a_type_outside_the_allow_list_is_refused(tmp_path):
     path = tmp_path / "model.skops"
     sio.dump(Sneaky(), path)
-    with pytest.raises(ModelError, match="does not allow: .*Sneaky"):
+    with pytest.raises(ModelError, match=r"does not allow: .*Sneaky"):
         load_model(path)
 
 
@@ -41,7 +41,7 @@ def test_model_directory_refuses_a_model_file_that_does_not_match_its_manifest(
     tmp_path, small_model
 ):
     write_model_dir(tmp_path, small_model, {"name": "t"}, "card", {})
-    model, manifest = load_model_dir(tmp_path)
+    _, manifest = load_model_dir(tmp_path)
     assert manifest["model_sha256"]
     (tmp_path / "model.skops").write_bytes((tmp_path / "model.skops").read_bytes() + b"x")
     with pytest.raises(ModelError, match="does not match"):

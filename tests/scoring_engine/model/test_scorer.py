@@ -8,9 +8,7 @@ from tests.factories import GROOMING_LINES, corpus
 
 def _grooming_like(n_lines: int = 8) -> Conversation:
     texts = ["hi", "hello", "what are you up to", *GROOMING_LINES[:n_lines]]
-    return Conversation(
-        "g", tuple(Message(f"u{1 + i % 2}", t) for i, t in enumerate(texts))
-    )
+    return Conversation("g", tuple(Message(f"u{1 + i % 2}", t) for i, t in enumerate(texts)))
 
 
 def test_scores_are_probabilities_with_every_characteristic_rated(small_model):
@@ -26,7 +24,8 @@ def test_grooming_talk_scores_above_ordinary_talk(small_model):
     grooming, ordinary = small_model.score_batch(
         [_grooming_like(), Conversation("n", (Message("u1", "the oven is broken"),) * 6)]
     )
-    assert grooming.score > 0.9 > 0.1 > ordinary.score
+    assert grooming.score > 0.9
+    assert ordinary.score < 0.1
 
 
 def test_running_score_matches_rescoring_every_prefix(small_model):
@@ -57,8 +56,14 @@ def test_evidence_points_at_messages_without_copying_text(small_model):
         assert item.characteristic in CHARACTERISTICS
     line = result.to_dict()
     assert set(line) == {
-        "id", "score", "flagged", "threshold", "characteristics", "evidence",
-        "first_flag_message", "bundle",
+        "id",
+        "score",
+        "flagged",
+        "threshold",
+        "characteristics",
+        "evidence",
+        "first_flag_message",
+        "bundle",
     }
     assert not any(m.text in str(line) for m in conversation.messages if len(m.text) > 8)
 
