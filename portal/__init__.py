@@ -1,0 +1,1 @@
+"""Vigil portal: vetting applications, licensing organisations, publishing signed models."""

@@ -1,0 +1,1 @@
+"""Bundles: publishing signed model bundles to the update repository, and exporting them."""

@@ -1,0 +1,189 @@
+"""``vigil-portal models``: train a model and evaluate it before it is published."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from portal.training.card import render_model_card
+from portal.training.pipeline import (
+    TrainingConfig,
+    TrainingData,
+    cut_windows,
+    data_digest,
+    train_model,
+)
+from scoring_engine.cli.common import (
+    InputErrorPrinter,
+    check_inputs,
+    fail,
+    progress_counter,
+    progress_steps,
+    warn,
+)
+from scoring_engine.cli.reporting import run_evaluation
+from scoring_engine.conversation import Conversation
+from scoring_engine.errors import ExitCode, VigilError
+from scoring_engine.formats import FORMATS, InputFormatError, ReadStats, read_conversations
+from scoring_engine.model.directory import load_model_dir, write_model_dir
+
+app = typer.Typer(help="Train and evaluate models.", no_args_is_help=True)
+console = Console()
+
+FormatOption = Annotated[str, typer.Option("--format", help=f"Input format: {', '.join(FORMATS)}.")]
+StrictOption = Annotated[
+    bool, typer.Option("--strict", help="Stop at the first bad record (exit 2).")
+]
+
+
+@app.command()
+def train(
+    data: Annotated[
+        list[Path], typer.Option("--data", help="Labelled conversations (repeatable).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
+    fmt: FormatOption = "auto",
+    strict: StrictOption = False,
+    c: Annotated[float, typer.Option("--C", help="Inverse regularisation strength.")] = 0.3,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds (grouped by case).")] = 5,
+    min_cases: Annotated[
+        int, typer.Option(help="Terms need this many distinct grooming cases to get a weight.")
+    ] = 10,
+    max_source_flag_rate: Annotated[
+        float, typer.Option(help="Operating point: highest flag rate of any normal source.")
+    ] = 0.01,
+    leave_one_source_out: Annotated[
+        bool, typer.Option(help="Also measure each normal source left out of training.")
+    ] = True,
+    windows_from: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--windows-from",
+            help="Whole labelled transcripts cut into extra training windows (fitted on, "
+            "never measured on; keep their `case` ids consistent with --data).",
+        ),
+    ] = None,
+    windows_per_conversation: Annotated[
+        int, typer.Option(help="Windows cut from each --windows-from transcript.")
+    ] = 20,
+    window_weight: Annotated[
+        float, typer.Option(help="Training weight of each extra window.")
+    ] = 0.3,
+) -> None:
+    """Train a model from labelled conversations; write model.skops, manifest, card, metrics."""
+    windows_from = windows_from or []
+    check_inputs([*data, *windows_from])
+    stats = ReadStats()
+    conversations = _read_labelled(data, fmt, strict=strict, stats=stats)
+    transcripts = _read_labelled(windows_from, fmt, strict=strict, stats=stats)
+    extra = cut_windows(
+        transcripts,
+        [len(c.messages) for c in conversations if c.label == "normal"],
+        windows_per_conversation,
+    )
+    del transcripts
+    config = TrainingConfig(
+        C=c,
+        folds=folds,
+        min_positive_groups=min_cases,
+        max_source_flag_rate=max_source_flag_rate,
+        leave_one_source_out=leave_one_source_out,
+        windows_per_conversation=windows_per_conversation,
+        window_weight=window_weight,
+    )
+    with progress_steps() as progress:
+        training_data = TrainingData.from_conversations(
+            conversations, data_digest([*data, *windows_from]), progress, fit_only=extra
+        )
+        del conversations, extra
+        try:
+            result = train_model(training_data, config, progress)
+        except ValueError as error:
+            fail(str(error), ExitCode.BAD_INPUT)
+    card = render_model_card(result.manifest, result.metrics)
+    write_model_dir(out, result.model, result.manifest, card, result.metrics)
+    headline = result.manifest["metrics"]
+    console.print(
+        f"trained on {result.manifest['training']['conversations']:,} conversations "
+        f"({result.manifest['training']['grooming']:,} grooming) and "
+        f"{result.manifest['training']['extra_windows']:,} extra windows; "
+        f"{stats.rejected:,} rejected records"
+    )
+    console.print(
+        f"cross-validated: recall {headline['recall_at_fpr_0.01']:.3f} at 1% FPR, "
+        f"{headline['recall_at_fpr_0.001']:.3f} at 0.1% FPR, ECE {headline['ece']:.3f}; "
+        f"threshold {result.manifest['recommended_threshold']}"
+    )
+    console.print(f"wrote {out}")
+
+
+def _read_labelled(
+    paths: list[Path], fmt: str, *, strict: bool, stats: ReadStats
+) -> list[Conversation]:
+    """Labelled conversations of the files; bad records are reported, unlabelled ones counted."""
+    conversations: list[Conversation] = []
+    unlabelled = 0
+    try:
+        with progress_counter("reading") as update:
+            for conversation in read_conversations(
+                paths, fmt, strict=strict, on_error=InputErrorPrinter(), stats=stats
+            ):
+                if conversation.label is None:
+                    unlabelled += 1
+                    continue
+                conversations.append(conversation)
+                if len(conversations) % 1000 == 0:
+                    update(len(conversations), 0)
+    except InputFormatError as error:
+        fail(str(error.error), ExitCode.BAD_INPUT)
+    if unlabelled:
+        warn(f"{unlabelled:,} conversations without a label were left out")
+    return conversations
+
+
+@app.command()
+def evaluate(
+    directory: Annotated[Path, typer.Argument(help="Model directory.")],
+    labeled: Annotated[list[Path], typer.Argument(help="Labelled conversations.")],
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Flag at this probability (default: the model's recommendation)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write PR, calibration and histogram plots (PNG).")
+    ] = None,
+    scores_out: Annotated[
+        Path | None, typer.Option(help="Write one SPEC §3 line per conversation.")
+    ] = None,
+    fmt: FormatOption = "auto",
+    strict: StrictOption = False,
+) -> None:
+    """Score labelled conversations with a model directory and report its metrics."""
+    check_inputs(labeled)
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        fail("--threshold must be between 0 and 1", ExitCode.BAD_INPUT)
+    try:
+        model, manifest = load_model_dir(directory)
+    except VigilError as error:
+        fail(str(error), error.exit_code)
+    run_evaluation(
+        model,
+        _bundle_name(manifest),
+        labeled,
+        fmt=fmt,
+        strict=strict,
+        threshold=threshold,
+        as_json=as_json,
+        plot=plot,
+        scores_out=scores_out,
+    )
+
+
+def _bundle_name(manifest: dict[str, object]) -> str:
+    name = manifest.get("name") or "vigil"
+    version = manifest.get("version")
+    return f"{name}-{version}" if version else f"{name}-unpublished"

@@ -1,0 +1,16 @@
+"""Every table of the portal, imported in one place so ``Base.metadata`` is the
+whole schema (for Alembic's ``env.py`` and the models-versus-migrations test).
+A new domain package adds its models here.
+"""
+
+from __future__ import annotations
+
+from portal.bundles.models import Bundle
+from portal.db_base import Base
+from portal.events.models import Event
+from portal.licenses.models import License
+from portal.organisations.models import Organisation
+
+metadata = Base.metadata
+
+__all__ = ["Base", "Bundle", "Event", "License", "Organisation", "metadata"]

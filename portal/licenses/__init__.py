@@ -1,0 +1,1 @@
+"""Licenses: issuing signed license tokens and their lifecycle (active, suspended, revoked)."""

@@ -1,0 +1,1 @@
+"""Organisations: the companies the portal licenses."""

@@ -1,0 +1,1 @@
+"""The portal's signing keys and TUF update repository on disk."""

@@ -1,0 +1,153 @@
+"""The portal's settings: one pydantic-settings class read from ``VIGIL_*`` variables.
+
+Rules:
+
+- ``VIGIL_ENVIRONMENT`` defaults to ``production``: a portal holds the keys
+  that sign every license and model, so it is safe unless told otherwise.
+- Outside ``development`` the settings are refused (``ConfigurationError``)
+  when ``VIGIL_KEY_PASSPHRASE`` is missing, empty, a known placeholder or
+  shorter than 12 characters, or when ``VIGIL_PORTAL_URL`` is not https.
+- In ``development`` without a passphrase, signing keys are written
+  unencrypted and every command that writes one says so.
+- ``VIGIL_DATABASE_URL`` defaults to the SQLite file ``portal.db`` in
+  ``VIGIL_PORTAL_HOME``; a bare ``postgresql://`` URL is read as psycopg 3,
+  the driver the portal ships with.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import timedelta
+from pathlib import Path
+from typing import Final, Literal, Self
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from licensing.repository import RepositoryExpiries
+from portal.errors import ConfigurationError
+
+DEVELOPMENT: Final = "development"
+PRODUCTION: Final = "production"
+MIN_PASSPHRASE_LENGTH: Final = 12
+PLACEHOLDER_SECRETS: Final = frozenset({"changethis", "changeme", "secret", "password"})
+
+
+def default_portal_home() -> Path:
+    return Path(platformdirs.user_data_dir("vigil-portal", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIGIL_", extra="ignore", frozen=True)
+
+    portal_home: Path = Field(
+        default_factory=default_portal_home,
+        description="Keys, the update repository and (by default) the database live here.",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; empty means sqlite:///{portal_home}/portal.db.",
+    )
+    environment: Literal["development", "production"] = PRODUCTION
+    key_passphrase: SecretStr | None = Field(
+        default=None, description="Encrypts every private signing key at rest."
+    )
+    portal_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The portal's public URL; the 'iss' of every license.",
+    )
+    root_expiry_days: int = Field(default=365, gt=0)
+    targets_expiry_days: int = Field(default=90, gt=0)
+    snapshot_expiry_days: int = Field(default=7, gt=0)
+    timestamp_expiry_days: int = Field(default=1, gt=0)
+    license_grace_days: int = Field(default=14, ge=0)
+
+    @field_validator("portal_home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("portal_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _derive_and_check(self) -> Self:
+        url = self.database_url or f"sqlite:///{self.portal_home / 'portal.db'}"
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        # The model is frozen; derived values are set once, here.
+        object.__setattr__(self, "database_url", url)
+        if self.environment != DEVELOPMENT:
+            self._check_production_secrets()
+        return self
+
+    def _check_production_secrets(self) -> None:
+        passphrase = self.key_passphrase.get_secret_value() if self.key_passphrase else ""
+        if not passphrase:
+            raise ValueError(
+                "VIGIL_KEY_PASSPHRASE must be set outside development "
+                "(it encrypts the signing keys)"
+            )
+        if passphrase.lower() in PLACEHOLDER_SECRETS or len(passphrase) < MIN_PASSPHRASE_LENGTH:
+            raise ValueError(
+                "VIGIL_KEY_PASSPHRASE is a placeholder or shorter than "
+                f"{MIN_PASSPHRASE_LENGTH} characters"
+            )
+        if not self.portal_url.startswith("https://"):
+            raise ValueError("VIGIL_PORTAL_URL must be an https URL outside development")
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == DEVELOPMENT
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.portal_home / "keys"
+
+    @property
+    def repository_dir(self) -> Path:
+        return self.portal_home / "repository"
+
+    @property
+    def repository_expiries(self) -> RepositoryExpiries:
+        return RepositoryExpiries(
+            root=timedelta(days=self.root_expiry_days),
+            targets=timedelta(days=self.targets_expiry_days),
+            snapshot=timedelta(days=self.snapshot_expiry_days),
+            timestamp=timedelta(days=self.timestamp_expiry_days),
+        )
+
+    @property
+    def license_grace(self) -> timedelta:
+        return timedelta(days=self.license_grace_days)
+
+    def passphrase(self) -> str | None:
+        """The key passphrase, or None (development only: keys unencrypted)."""
+        if self.key_passphrase is None or not self.key_passphrase.get_secret_value():
+            return None
+        return self.key_passphrase.get_secret_value()
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"VIGIL_{field.upper()}: {message}" if field else message)
+    return "; ".join(problems)
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once (tests call ``get_settings.cache_clear()``).
+
+    Raises:
+        ConfigurationError: A variable is malformed or a secret is missing.
+    """
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigurationError(f"invalid settings: {_describe(error)}") from None
