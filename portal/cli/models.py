@@ -31,6 +31,7 @@ from scoring_engine.formats import FORMATS, InputFormatError, ReadStats, read_co
 from scoring_engine.model.directory import load_model_dir, write_model_dir
 
 app = typer.Typer(help="Train and evaluate models.", no_args_is_help=True)
+DEFAULTS = TrainingConfig()
 console = Console()
 
 FormatOption = Annotated[str, typer.Option("--format", help=f"Input format: {', '.join(FORMATS)}.")]
@@ -45,16 +46,23 @@ def train(
         list[Path], typer.Option("--data", help="Labelled conversations (repeatable).")
     ],
     out: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
+    name: Annotated[str, typer.Option(help="Model name, used in bundle names.")] = "vigil",
     fmt: FormatOption = "auto",
     strict: StrictOption = False,
-    c: Annotated[float, typer.Option("--C", help="Inverse regularisation strength.")] = 0.3,
-    folds: Annotated[int, typer.Option(help="Cross-validation folds (grouped by case).")] = 5,
+    c: Annotated[float, typer.Option("--C", help="Inverse regularisation strength.")] = DEFAULTS.C,
+    folds: Annotated[
+        int, typer.Option(help="Cross-validation folds (grouped by case).")
+    ] = DEFAULTS.folds,
     min_cases: Annotated[
         int, typer.Option(help="Terms need this many distinct grooming cases to get a weight.")
-    ] = 10,
+    ] = DEFAULTS.min_positive_groups,
     max_source_flag_rate: Annotated[
         float, typer.Option(help="Operating point: highest flag rate of any normal source.")
-    ] = 0.01,
+    ] = DEFAULTS.max_source_flag_rate,
+    max_unseen_source_flag_rate: Annotated[
+        float,
+        typer.Option(help="Operating point: highest flag rate of a source left out of training."),
+    ] = DEFAULTS.max_unseen_source_flag_rate,
     leave_one_source_out: Annotated[
         bool, typer.Option(help="Also measure each normal source left out of training.")
     ] = True,
@@ -68,10 +76,10 @@ def train(
     ] = None,
     windows_per_conversation: Annotated[
         int, typer.Option(help="Windows cut from each --windows-from transcript.")
-    ] = 20,
+    ] = DEFAULTS.windows_per_conversation,
     window_weight: Annotated[
         float, typer.Option(help="Training weight of each extra window.")
-    ] = 0.3,
+    ] = DEFAULTS.window_weight,
 ) -> None:
     """Train a model from labelled conversations; write model.skops, manifest, card, metrics."""
     windows_from = windows_from or []
@@ -90,9 +98,11 @@ def train(
         folds=folds,
         min_positive_groups=min_cases,
         max_source_flag_rate=max_source_flag_rate,
+        max_unseen_source_flag_rate=max_unseen_source_flag_rate,
         leave_one_source_out=leave_one_source_out,
         windows_per_conversation=windows_per_conversation,
         window_weight=window_weight,
+        name=name,
     )
     with progress_steps() as progress:
         training_data = TrainingData.from_conversations(

@@ -6,7 +6,9 @@ from typing import Any
 
 
 def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.2f}%" if value < 0.01 else f"{100 * value:.1f}%"
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -75,7 +77,8 @@ The running score after each message gives `first_flag_message`, the early warni
 
 ## Operating point
 Recommended threshold: **{threshold}**: the lowest at which no normal source was flagged above
-{_pct(manifest["training"]["max_source_flag_rate"])} in cross-validation. Prevalence in
+{_pct(manifest["training"]["max_source_flag_rate"])} in cross-validation and no source left out
+of training above {_pct(manifest["training"].get("max_unseen_source_flag_rate"))}. Prevalence in
 training: {_pct(manifest["prevalence"])}; probabilities are calibrated at that prevalence. On a
 platform where grooming is rarer, the same score means a lower chance of grooming: set the
 threshold from your own moderators' precision.

@@ -11,7 +11,8 @@ What it measures, and why:
   fold of grooming cases) scores that source; its flag rate at the operating point says
   how the model treats a style of chat it never saw.
 - **The operating point** is the lowest threshold at which no normal source is flagged
-  above ``max_source_flag_rate`` in the out-of-fold scores.
+  above ``max_source_flag_rate`` out of fold and no left-out source above
+  ``max_unseen_source_flag_rate`` (see :func:`operating_point`).
 
 Normal sources are weighted to the same total weight, so no single source defines
 "normal" for the model.
@@ -52,10 +53,11 @@ def _quiet(_step: str, _done: int, _total: int) -> None:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    C: float = 1.0
+    C: float = 0.3
     folds: int = 5
-    min_positive_groups: int = 5
+    min_positive_groups: int = 10
     max_source_flag_rate: float = 0.01
+    max_unseen_source_flag_rate: float = 0.02
     leave_one_source_out: bool = True
     # Text may only raise a score (see CalibratedLinearClassifier.non_negative_columns).
     positive_text_only: bool = False
@@ -63,6 +65,7 @@ class TrainingConfig:
     windows_per_conversation: int = 20
     window_weight: float = 0.3
     seed: int = 0
+    name: str = "vigil"
 
 
 @dataclass
@@ -228,19 +231,33 @@ def _fit(
     )
 
 
-def leave_one_source_out(
-    data: TrainingData, config: TrainingConfig, threshold_fpr: float, progress: Progress = _quiet
-) -> dict[str, dict[str, float]]:
-    """Flag rate of each normal source scored by a model that never saw it.
+@dataclass
+class HeldOutSource:
+    """Decision values of a model trained without one normal source."""
 
-    The held-out model is trained without the source and without the first grouped fold
-    of the data; its threshold is set to flag the same fraction ``threshold_fpr`` of the
-    held-out fold's (seen-source) normals as the real operating point does out of fold.
-    """
+    unseen: FloatArray  # the left-out source's conversations
+    seen_normals: FloatArray  # held-out fold, normal sources the model saw
+    grooming: FloatArray  # held-out fold, grooming
+
+    def at_fpr(self, fpr: float) -> dict[str, float]:
+        """Flag rates when the cut flags ``fpr`` of the seen sources' held-out normals."""
+        cut = float(np.quantile(self.seen_normals, 1.0 - fpr))
+        return {
+            "flag_rate": round(float(np.mean(self.unseen > cut)), 4),
+            "recall_held_out_grooming": round(float(np.mean(self.grooming > cut)), 4),
+            "n": int(self.unseen.size),
+        }
+
+
+def leave_one_source_out(
+    data: TrainingData, config: TrainingConfig, progress: Progress = _quiet
+) -> dict[str, HeldOutSource]:
+    """For each normal source, a model trained without it (and without the first grouped
+    fold) scores that source and the held-out fold: how it treats chat it never saw."""
     source_array = np.array([s or "" for s in data.sources], dtype=object)
     normals = ~data.labels & data.measured
     names = [str(n) for n in np.unique(source_array[normals])]
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, HeldOutSource] = {}
     if len(names) < 2:
         return results
     _, test_idx = next(GroupKFold(n_splits=config.folds).split(data.X, data.labels, data.groups))
@@ -250,16 +267,50 @@ def leave_one_source_out(
         unseen = (source_array == name) & normals
         classifier = _fit(config, data, ~held_out & ~unseen, calibration_folds=2)
         decisions = classifier.linear_decision(data.X)
-        seen_normals = held_out & normals & ~unseen
-        cut = float(np.quantile(decisions[seen_normals], 1.0 - threshold_fpr))
-        positives = held_out & data.labels & data.measured
-        results[name] = {
-            "flag_rate": round(float(np.mean(decisions[unseen] > cut)), 4),
-            "recall_held_out_grooming": round(float(np.mean(decisions[positives] > cut)), 4),
-            "n": int(unseen.sum()),
-        }
+        results[name] = HeldOutSource(
+            unseen=decisions[unseen],
+            seen_normals=decisions[held_out & normals & ~unseen],
+            grooming=decisions[held_out & data.labels & data.measured],
+        )
         progress("leave-one-source-out", done, len(names))
     return results
+
+
+# False-positive rates (on seen sources) tried for the operating point, largest first.
+FPR_GRID = tuple(float(f) for f in np.geomspace(0.02, 0.0002, 41))
+
+
+def operating_point(
+    oof: FloatArray, data: TrainingData, config: TrainingConfig, held_out: dict[str, HeldOutSource]
+) -> tuple[float, float]:
+    """The recommended threshold and the false-positive rate it was chosen at.
+
+    It is the higher of two thresholds: the lowest that keeps every normal source at or
+    below ``max_source_flag_rate`` out of fold, and the lowest that keeps every source
+    left out of training at or below ``max_unseen_source_flag_rate`` (the product meets
+    chat it never saw: this bounds how often that chat is flagged).
+    """
+    measured = data.measured
+    scores = oof[measured]
+    labels = data.labels[measured]
+    sources = [s for s, m in zip(data.sources, measured, strict=True) if m]
+    threshold = choose_threshold(scores, labels, sources, config.max_source_flag_rate)
+    fpr = float(np.mean(scores[~labels] >= threshold))
+    if held_out:
+        unseen_fpr = next(
+            (
+                f
+                for f in FPR_GRID
+                if max(h.at_fpr(f)["flag_rate"] for h in held_out.values())
+                <= config.max_unseen_source_flag_rate
+            ),
+            FPR_GRID[-1],
+        )
+        if unseen_fpr < fpr:
+            cut = float(np.quantile(scores[~labels], 1.0 - unseen_fpr))
+            threshold = float(min(0.999, np.ceil(cut * 1000.0) / 1000.0))
+            fpr = float(np.mean(scores[~labels] >= threshold))
+    return threshold, max(fpr, 1e-4)
 
 
 def train_model(
@@ -273,30 +324,24 @@ def train_model(
     classifier = _fit(config, data, everything)
     progress("fit", 1, 1)
     oof = classifier.calibrate(classifier.out_of_fold_decisions_)
-    measured = data.measured
-    threshold = choose_threshold(
-        oof[measured],
-        data.labels[measured],
-        [s for s, m in zip(data.sources, measured, strict=True) if m],
-        config.max_source_flag_rate,
-    )
+    held_out = leave_one_source_out(data, config, progress) if config.leave_one_source_out else {}
+    threshold, fpr = operating_point(oof, data, config, held_out)
     metrics: dict[str, Any] = {
         "cross_validation": {
             "scheme": f"{config.folds}-fold, grouped by case",
             **_report(oof, data, threshold),
         },
     }
-    if config.leave_one_source_out:
-        fpr = float(np.mean(oof[measured & ~data.labels] >= threshold))
-        metrics["leave_one_source_out"] = leave_one_source_out(
-            data, config, max(fpr, 1e-4), progress
-        )
+    if held_out:
+        metrics["leave_one_source_out"] = {
+            name: source.at_fpr(fpr) for name, source in held_out.items()
+        }
     model = GroomingModel(classifier=classifier, recommended_threshold=threshold)
     # The out-of-fold decisions are for the metrics above; the shipped model keeps only
     # what scoring needs.
     del classifier.out_of_fold_decisions_
     manifest = {
-        "name": "vigil",
+        "name": config.name,
         "version": None,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "engine_version": ENGINE_RANGE,
@@ -312,7 +357,8 @@ def train_model(
             "folds": config.folds,
             "min_positive_groups": config.min_positive_groups,
             "max_source_flag_rate": config.max_source_flag_rate,
-            "conversations": int(measured.sum()),
+            "max_unseen_source_flag_rate": config.max_unseen_source_flag_rate,
+            "conversations": int(data.measured.sum()),
             "grooming": int(measured_labels.sum()),
             "extra_windows": int(data.fit_only.sum()),
             "extra_window_weight": config.window_weight,
