@@ -61,6 +61,8 @@ class TrainingConfig:
     leave_one_source_out: bool = True
     # Text may only raise a score (see CalibratedLinearClassifier.non_negative_columns).
     positive_text_only: bool = False
+    # How much more a negative text weight costs than a positive one (see the classifier).
+    negative_text_penalty: float = 1.0
     # Extra grooming windows cut from whole transcripts: fitted on, never measured on.
     windows_per_conversation: int = 20
     window_weight: float = 0.3
@@ -177,6 +179,7 @@ def _classifier(config: TrainingConfig) -> CalibratedLinearClassifier:
         min_positive_groups=config.min_positive_groups,
         filtered_columns=N_HASH_FEATURES,
         non_negative_columns=N_HASH_FEATURES if config.positive_text_only else 0,
+        negative_penalty=config.negative_text_penalty,
     )
 
 

@@ -44,16 +44,23 @@ from scoring_engine.model.text import (
     normalise_words,
 )
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 N_HASH_FEATURES = 2**18
 
+# Rates divide by at least this many messages, so a prefix of one or two messages does not
+# read as a conversation made of nothing else.
+RATE_FLOOR = 10.0
+
 # Dense features, in column order (each a function of running sums, so defined on prefixes).
+# Participants count only beyond two: one-sided transcripts in the training data (each
+# side kept apart) must not teach the model that a lone author means grooming, and a
+# running score starts with one author.
 DENSE_FEATURES: tuple[str, ...] = (
     *(f"log_count_{c}" for c in PHRASE_CHARACTERISTICS),
     *(f"rate_{c}" for c in PHRASE_CHARACTERISTICS),
     "age_disclosure_gap",
     "stated_minor",
-    "log_authors",
+    "log_extra_authors",
     "multi_party",
 )
 
@@ -315,10 +322,10 @@ def featurize(conversations: Sequence[Conversation]) -> FeatureBatch:
     dense = np.column_stack(
         [
             np.log1p(counts),
-            counts / positions[:, None] if n_messages else counts,
+            counts / np.maximum(positions, RATE_FLOOR)[:, None],
             gap,
             minor,
-            np.log(np.maximum(authors, 1.0)),
+            np.log(np.maximum(authors, 2.0) / 2.0),
             (authors > 2).astype(np.float64),
         ]
     )

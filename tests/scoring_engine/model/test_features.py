@@ -66,3 +66,13 @@ def test_hashing_is_deterministic_and_counts_each_term():
     second, _ = hash_messages(join_messages(["park park"]), 1)
     np.testing.assert_array_equal(first.toarray(), second.toarray())
     assert sorted(first.data.tolist()) == [1.0, 2.0]  # bigram once, unigram twice
+
+
+def test_one_or_two_participants_look_the_same_and_only_more_count():
+    def author_features(n_authors: int) -> list[float]:
+        messages = tuple(Message(f"u{i % n_authors}", "hello there") for i in range(6))
+        dense = featurize([Conversation("c", messages)]).dense()[0]
+        return [dense[DENSE_FEATURES.index(n)] for n in ("log_extra_authors", "multi_party")]
+
+    assert author_features(1) == author_features(2) == [0.0, 0.0]
+    assert author_features(4)[1] == 1.0

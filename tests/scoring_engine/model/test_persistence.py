@@ -54,3 +54,13 @@ def test_model_directory_without_manifest_is_refused(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps([1]))
     with pytest.raises(ModelError, match="not a JSON object"):
         load_model_dir(tmp_path)
+
+
+def test_model_of_another_feature_version_is_refused(tmp_path, small_model):
+    small_model.feature_version += 1
+    try:
+        save_model(small_model, tmp_path / "model.skops")
+    finally:
+        small_model.feature_version -= 1
+    with pytest.raises(ModelError, match="features are version"):
+        load_model(tmp_path / "model.skops")
