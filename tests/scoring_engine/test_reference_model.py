@@ -101,7 +101,9 @@ def test_reference_model_separates_grooming_from_normal_on_development_windows()
 
 @pytest.mark.data
 def test_reference_model_scores_the_pan12_sample_in_its_own_format():
-    path = _data("pan12-sample/test/pan12-sexual-predator-identification-test-corpus-2012-05-17.xml")
+    path = _data(
+        "pan12-sample/test/pan12-sexual-predator-identification-test-corpus-2012-05-17.xml"
+    )
     model, _ = load_model_dir(REFERENCE)
     results = list(model.score_stream(read_conversations([path])))
     assert len(results) == 9

@@ -1,0 +1,243 @@
+"""``vigil-engine init``, ``install`` and ``status`` (SPEC §4): the engine's trust and bundle.
+
+The rules these commands enforce are in ``scoring_engine.trust`` (trust root, license,
+clock) and ``scoring_engine.installed`` (bundle install and checks); docs/licensing.md
+explains them for operators.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from scoring_engine import __version__, trust
+from scoring_engine.cli.common import fail, warn
+from scoring_engine.cli.scoring import HomeOption
+from scoring_engine.errors import ExitCode, VigilError
+from scoring_engine.home import EngineHome
+from scoring_engine.installed import current_record, describe_installed, install_export
+from scoring_engine.trust import (
+    LIMITS,
+    TrustRoot,
+    check_entitled,
+    describe_license,
+    initialise,
+    isoformat_z,
+    read_license_token,
+    stored_trust_root,
+)
+
+console = Console(soft_wrap=True)
+
+
+def _checked_portal_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in {"https", "http"} or not parts.netloc:
+        fail(f"--portal must be an http(s) URL, not {url!r}", ExitCode.BAD_INPUT)
+    return url.rstrip("/")
+
+
+def _describe_root(root: TrustRoot) -> str:
+    return (
+        f"trust root version {root.version}: {root.root_keys} root key(s), threshold "
+        f"{root.threshold}, expires {isoformat_z(root.expires)}"
+    )
+
+
+def init(
+    root: Annotated[
+        Path,
+        typer.Option(
+            "--root",
+            help="The portal's TUF root metadata (root.json).",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    license_file: Annotated[
+        Path,
+        typer.Option(
+            "--license", help="The license token file.", exists=True, dir_okay=False, readable=True
+        ),
+    ],
+    portal: Annotated[
+        str | None, typer.Option("--portal", help="The portal's URL, for `vigil-engine update`.")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Store the portal's trust root and this organisation's license, checking both."""
+    portal_url = _checked_portal_url(portal) if portal is not None else None
+    engine_home = EngineHome.resolve(home)
+    try:
+        with root.open("rb") as handle:
+            root_bytes = handle.read(LIMITS.max_metadata_bytes + 1)
+        done = initialise(engine_home, root_bytes, read_license_token(license_file), portal_url)
+        installed = current_record(engine_home)
+    except VigilError as error:
+        fail(str(error), error.exit_code)
+
+    claims = done.claims
+    print(f"Engine home {engine_home.path}: {_describe_root(done.stored_root)}.")
+    if done.stored_root.version != done.given_root.version:
+        print(f"(The root given is version {done.given_root.version}, part of that chain.)")
+    print(
+        f"License {claims.jti} for {claims.org_name} ({claims.sub}): channels "
+        f"{', '.join(claims.channels)}, up to {claims.max_engines} engine(s), "
+        f"expires {isoformat_z(claims.exp)}."
+    )
+    if done.signature_verified:
+        print("The license's signature is verified with the portal's license keys.")
+    else:
+        print(
+            "The license's structure, header and dates are checked; its signature will be "
+            "verified when the first bundle is installed (the portal's license keys arrive "
+            "signed with it)."
+        )
+    for message in done.warnings:
+        warn(message)
+    if installed is None:
+        print("Next: vigil-engine install BUNDLE_FILE")
+    else:
+        try:
+            check_entitled(claims, installed.channel, installed.label)
+        except VigilError as error:
+            warn(f"{error}: scoring will refuse until a bundle of a licensed channel is installed")
+
+
+def install(
+    bundle_file: Annotated[
+        Path,
+        typer.Argument(
+            help="A bundle file from `vigil-portal bundles export`.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    home: HomeOption = None,
+) -> None:
+    """Verify a bundle file exported by the portal against the trust root, and switch to it."""
+    engine_home = EngineHome.resolve(home)
+    try:
+        result = install_export(engine_home, bundle_file)
+    except VigilError as error:
+        fail(str(error), error.exit_code)
+    record = result.record
+    claims = result.license.claims
+    for message in result.warnings:
+        warn(message)
+    print(
+        f"Installed {record.label} (channel {record.channel}), verified against trust root "
+        f"version {record.root_version}; sha256 {record.target_hashes['sha256']}."
+    )
+    print(f"Previous bundle: {result.previous.label if result.previous else 'none'}.")
+    print(
+        f"License {claims.jti} for {claims.org_name} verified: expires {isoformat_z(claims.exp)}."
+    )
+
+
+def _status_payload(engine_home: EngineHome) -> dict[str, Any]:
+    now = trust.clock()
+    try:
+        trust_root: dict[str, Any] = stored_trust_root(engine_home)[1].to_dict()
+    except VigilError as error:
+        trust_root = {"error": str(error)}
+    try:
+        portal_url = engine_home.portal_url()
+    except VigilError as error:
+        portal_url = f"invalid config: {error}"
+    return {
+        "home": str(engine_home.path),
+        "engine_version": __version__,
+        "checked_at": isoformat_z(now),
+        "portal": portal_url,
+        "trust_root": trust_root,
+        "license": describe_license(engine_home, now).to_dict(),
+        "bundle": describe_installed(engine_home),
+        "last_update": None,
+        "pending_reports": 0,
+    }
+
+
+_STATUS_STYLE = {"valid": "green", "in_grace": "bold yellow", "unverified": "yellow"}
+
+
+def _print_status(payload: dict[str, Any]) -> None:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("Engine home", payload["home"])
+    table.add_row("Engine version", payload["engine_version"])
+    root = payload["trust_root"]
+    table.add_row(
+        "Trust root",
+        root.get("error") or f"version {root['version']}, expires {root['expires']}",
+    )
+    table.add_row("Portal", payload["portal"] or "not set (vigil-engine init --portal URL)")
+
+    lic = payload["license"]
+    status = lic["status"]
+    style = _STATUS_STYLE.get(status, "bold red")
+    headline = f"[{style}]{status.upper().replace('_', ' ')}[/]"
+    if lic["reason"]:
+        headline += f" ({lic['reason']})"
+    table.add_row("License", headline)
+    if "license_id" in lic:
+        table.add_row("  organisation", f"{lic['organisation']} ({lic['organisation_id']})")
+        table.add_row("  license id", lic["license_id"])
+        table.add_row("  expires", f"{lic['expires']} (grace until {lic['grace_ends']})")
+        table.add_row("  channels", ", ".join(lic["channels"]))
+        table.add_row("  max engines", str(lic["max_engines"]))
+        table.add_row("  features", ", ".join(lic["features"]) or "none")
+
+    bundle = payload["bundle"]
+    if bundle is None:
+        table.add_row("Bundle", "none installed (vigil-engine install BUNDLE_FILE)")
+    elif not bundle["installed"]:
+        table.add_row("Bundle", f"[bold red]unusable[/] ({bundle['integrity']})")
+    else:
+        integrity = bundle["integrity"]
+        shown = (
+            "[green]files verified[/]" if integrity == "verified" else f"[bold red]{integrity}[/]"
+        )
+        table.add_row("Bundle", f"{bundle['label']} (channel {bundle['channel']})")
+        table.add_row("  installed at", bundle["installed_at"])
+        table.add_row("  integrity", shown)
+        table.add_row("  previous", bundle["previous_version"] or "none")
+    table.add_row("Last update", payload["last_update"] or "never")
+    table.add_row("Pending reports", str(payload["pending_reports"]))
+    console.print(table)
+
+
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Show the license, the installed bundle and the trust root, even when they are bad."""
+    engine_home = EngineHome.resolve(home)
+    if not engine_home.is_initialised():
+        fail(
+            f"{engine_home.path} is not initialised: run "
+            "`vigil-engine init --root ROOT.json --license TOKEN_FILE`",
+            ExitCode.LICENSE,
+        )
+    payload = _status_payload(engine_home)
+    if as_json:
+        print(json.dumps(payload, indent=2, sort_keys=True))
+        return
+    _print_status(payload)
+    if payload["license"]["status"] == "in_grace":
+        warn(f"LICENSE EXPIRED: scoring stops at {payload['license']['grace_ends']}; renew it now")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(install)
+    app.command()(status)

@@ -1,0 +1,205 @@
+"""The engine's state directory (``$VIGIL_ENGINE_HOME``, or ``--home``).
+
+Layout::
+
+    config.json               settings: threshold, portal_url, license_grace_days
+    clock.json                the clock high-water mark (latest time this engine observed)
+    trust/
+        root.json             the TUF root this engine trusts: the one given to ``init``,
+                              replaced by newer roots only after they verified through
+                              the signed root chain
+        license.jwt           the license token
+        license-keys.json     the signed ``licensing/keys.json`` target, as TUF verified it
+        revocations.json      the signed ``licensing/revocations.json`` target, likewise
+        tuf/                  python-tuf's metadata cache (root history, timestamp, snapshot,
+                              targets): kept between installs so metadata cannot roll back
+    bundles/
+        <version>/            an installed bundle: manifest.json, model.skops, MODEL_CARD.md
+        current.json          the installed bundle and what was verified when it was
+                              installed; replacing this file is the atomic switch
+        previous.json         the same record of the bundle installed before it
+        history.json          every install; the highest version in it is the rollback guard
+    tmp/                      scratch space for installs (same file system: moves are renames)
+    .lock                     serialises ``init`` and ``install``
+
+Every state file is written atomically (temporary file, flush, rename), so a crash leaves
+the old or the new file, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from platformdirs import user_data_dir
+
+from scoring_engine.errors import BadInputError
+
+ENV_HOME: Final = "VIGIL_ENGINE_HOME"
+
+# The grace period after a license's ``exp`` (docs/licensing.md). An organisation may
+# shorten it in config.json, never lengthen it: the config is local and writable, so a
+# longer value would let anyone keep scoring on a license that ended long ago.
+MAX_GRACE: Final = timedelta(days=14)
+
+try:  # POSIX; on other systems installs are not serialised against each other.
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(ENV_HOME) or user_data_dir("vigil-engine", appauthor=False))
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` so readers see the old or the new file only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp_path = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        tmp_path.chmod(mode)
+        tmp_path.replace(path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def json_bytes(document: Any) -> bytes:
+    """A state file's bytes: stable, readable JSON."""
+    return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+@dataclass(frozen=True)
+class EngineHome:
+    path: Path
+
+    @classmethod
+    def resolve(cls, path: Path | None) -> EngineHome:
+        return cls((path or default_home()).expanduser())
+
+    #### Paths ####
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def clock_file(self) -> Path:
+        return self.path / "clock.json"
+
+    @property
+    def trust_dir(self) -> Path:
+        return self.path / "trust"
+
+    @property
+    def trust_root_file(self) -> Path:
+        return self.trust_dir / "root.json"
+
+    @property
+    def license_file(self) -> Path:
+        return self.trust_dir / "license.jwt"
+
+    @property
+    def license_keys_file(self) -> Path:
+        return self.trust_dir / "license-keys.json"
+
+    @property
+    def revocations_file(self) -> Path:
+        return self.trust_dir / "revocations.json"
+
+    @property
+    def tuf_cache(self) -> Path:
+        return self.trust_dir / "tuf"
+
+    @property
+    def bundles(self) -> Path:
+        return self.path / "bundles"
+
+    @property
+    def current_record_file(self) -> Path:
+        return self.bundles / "current.json"
+
+    @property
+    def previous_record_file(self) -> Path:
+        return self.bundles / "previous.json"
+
+    @property
+    def history_file(self) -> Path:
+        return self.bundles / "history.json"
+
+    @property
+    def scratch(self) -> Path:
+        return self.path / "tmp"
+
+    def is_initialised(self) -> bool:
+        """Whether ``init`` stored a trust root and a license here."""
+        return self.trust_root_file.is_file() and self.license_file.is_file()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the home's exclusive lock (``init`` and ``install`` change several files)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with (self.path / ".lock").open("a") as handle:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    #### Settings ####
+
+    def config(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.config_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise BadInputError(f"{self.config_file}: unreadable engine config: {error}") from error
+        if not isinstance(data, dict):
+            raise BadInputError(f"{self.config_file}: engine config is not a JSON object")
+        return data
+
+    def update_config(self, **changes: Any) -> None:
+        """Set keys of config.json (other keys are kept)."""
+        atomic_write(self.config_file, json_bytes({**self.config(), **changes}))
+
+    def configured_threshold(self) -> float | None:
+        value = self.config().get("threshold")
+        if value is None:
+            return None
+        if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+            raise BadInputError(f"{self.config_file}: threshold must be a number in [0, 1]")
+        return float(value)
+
+    def portal_url(self) -> str | None:
+        value = self.config().get("portal_url")
+        if value is not None and not isinstance(value, str):
+            raise BadInputError(f"{self.config_file}: portal_url must be a string")
+        return value
+
+    def license_grace(self) -> timedelta:
+        """The grace period after ``exp``: ``license_grace_days`` in config, at most 14 days."""
+        value = self.config().get("license_grace_days")
+        if value is None:
+            return MAX_GRACE
+        limit = MAX_GRACE.days
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= limit:
+            raise BadInputError(
+                f"{self.config_file}: license_grace_days must be a number from 0 to {limit}"
+            )
+        return timedelta(days=value)
