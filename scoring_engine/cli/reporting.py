@@ -30,6 +30,27 @@ def summary_line(summary: RunSummary) -> str:
     )
 
 
+def _scoring_run(
+    model: GroomingModel,
+    bundle: str,
+    paths: list[Path],
+    *,
+    fmt: str,
+    strict: bool,
+    threshold: float | None,
+) -> ScoringRun:
+    """A run whose bad records are printed as ``FILE:LINE: field: reason``."""
+    return ScoringRun(
+        model=model,
+        paths=paths,
+        fmt=fmt,
+        strict=strict,
+        threshold=threshold,
+        bundle=bundle,
+        on_error=InputErrorPrinter(),
+    )
+
+
 def run_scoring(
     model: GroomingModel,
     bundle: str,
@@ -42,15 +63,7 @@ def run_scoring(
     only_flagged: bool,
 ) -> RunSummary:
     """Score inputs to ``out`` (stdout when None); the summary goes to stderr."""
-    run = ScoringRun(
-        model=model,
-        paths=inputs,
-        fmt=fmt,
-        strict=strict,
-        threshold=threshold,
-        bundle=bundle,
-        on_error=InputErrorPrinter(),
-    )
+    run = _scoring_run(model, bundle, inputs, fmt=fmt, strict=strict, threshold=threshold)
     sink = out.open("w", encoding="utf-8") if out is not None else nullcontext(sys.stdout)
     try:
         with sink as handle, progress_counter("scoring") as update:
@@ -75,15 +88,7 @@ def run_evaluation(
     scores_out: Path | None = None,
 ) -> None:
     """Score labelled inputs and print the metrics (table or JSON), optionally plotting."""
-    run = ScoringRun(
-        model=model,
-        paths=labeled,
-        fmt=fmt,
-        strict=strict,
-        threshold=threshold,
-        bundle=bundle,
-        on_error=InputErrorPrinter(),
-    )
+    run = _scoring_run(model, bundle, labeled, fmt=fmt, strict=strict, threshold=threshold)
     accumulator = EvaluationAccumulator()
     sink = scores_out.open("w", encoding="utf-8") if scores_out is not None else nullcontext()
     try:

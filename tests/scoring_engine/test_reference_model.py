@@ -15,6 +15,7 @@ from scoring_engine.evaluation import EvaluationAccumulator
 from scoring_engine.formats import read_conversations
 from scoring_engine.model.directory import load_model_dir
 from scoring_engine.model.persistence import ALLOWED_TYPES
+from scoring_engine.runner import write_scores
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "models" / "reference"
@@ -82,14 +83,7 @@ def test_reference_model_separates_grooming_from_normal_on_development_windows()
     # Every 8th conversation of the first 24,000: a spread of sources, seconds to score.
     conversations = list(islice(read_conversations([path]), 0, 24_000, 8))
     accumulator = EvaluationAccumulator()
-    for result in model.score_stream(conversations):
-        accumulator.add(
-            score=result.score,
-            label=result.label == "grooming",
-            flagged_at=result.first_flag_message,
-            n_messages=result.n_messages,
-            source=result.source,
-        )
+    write_scores(model.score_stream(conversations), None, accumulator=accumulator)
     report = accumulator.report(model.recommended_threshold)
     # The model was trained on these windows: this guards against a broken build of the
     # reference model, not a measure of quality (that is the model card's cross-validation).
