@@ -59,10 +59,6 @@ class TrainingConfig:
     max_source_flag_rate: float = 0.01
     max_unseen_source_flag_rate: float = 0.02
     leave_one_source_out: bool = True
-    # Text may only raise a score (see CalibratedLinearClassifier.non_negative_columns).
-    positive_text_only: bool = False
-    # How much more a negative text weight costs than a positive one (see the classifier).
-    negative_text_penalty: float = 1.0
     # Extra grooming windows cut from whole transcripts: fitted on, never measured on.
     windows_per_conversation: int = 20
     window_weight: float = 0.3
@@ -178,8 +174,6 @@ def _classifier(config: TrainingConfig) -> CalibratedLinearClassifier:
         calibration_folds=config.folds,
         min_positive_groups=config.min_positive_groups,
         filtered_columns=N_HASH_FEATURES,
-        non_negative_columns=N_HASH_FEATURES if config.positive_text_only else 0,
-        negative_penalty=config.negative_text_penalty,
     )
 
 

@@ -50,18 +50,6 @@ class CalibratedLinearClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
         The support rule applies to the first ``filtered_columns`` features (the hashed
         text); later ones (the few dense conversation features) are always kept.
         ``None`` applies it to every feature.
-    non_negative_columns : int
-        The first ``non_negative_columns`` features may only push towards the positive
-        class. For text this means a conversation is scored up by what it says that is
-        like grooming and never by lacking the vocabulary of the normal sources seen in
-        training: a chat source the model never saw starts from the base rate, not from
-        "unlike anything normal".
-    negative_penalty : float
-        Multiplies the L2 penalty of negative weights among the first
-        ``non_negative_columns`` features when they are not forced non-negative
-        (``non_negative_columns`` = 0 applies it to ``filtered_columns``). Above 1, text
-        may lower a score only on strong evidence, so a conversation without grooming
-        content is not scored up for lacking the normal sources' vocabulary.
     max_iter : int
         Iteration cap of the solver.
     """
@@ -72,16 +60,12 @@ class CalibratedLinearClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
         calibration_folds: int = 5,
         min_positive_groups: int = 1,
         filtered_columns: int | None = None,
-        non_negative_columns: int = 0,
-        negative_penalty: float = 1.0,
         max_iter: int = 1000,
     ) -> None:
         self.C = C
         self.calibration_folds = calibration_folds
         self.min_positive_groups = min_positive_groups
         self.filtered_columns = filtered_columns
-        self.non_negative_columns = non_negative_columns
-        self.negative_penalty = negative_penalty
         self.max_iter = max_iter
 
     def __sklearn_tags__(self) -> Any:
@@ -93,7 +77,7 @@ class CalibratedLinearClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
     def _fit_linear(
         self, X: Any, y: npt.NDArray[np.int64], weights: FloatArray | None
     ) -> tuple[FloatArray, float]:
-        """Weighted L2 logistic regression, first columns bounded below by zero (L-BFGS-B).
+        """Weighted L2 logistic regression (L-BFGS), the intercept not penalised.
 
         Columns that are all zero keep a zero weight under the L2 penalty, so the
         optimisation runs over the used columns only (a few percent of the hashed space).
@@ -110,33 +94,22 @@ class CalibratedLinearClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
         signs = np.where(y == 1, 1.0, -1.0)
         penalty = 1.0 / self.C
 
-        text_columns = self.filtered_columns if self.filtered_columns is not None else n_total
-        asymmetric = used < text_columns if self.negative_penalty != 1.0 else None
-
         def loss_and_gradient(params: FloatArray) -> tuple[float, FloatArray]:
             coef, intercept = params[:-1], params[-1]
             margins = signs * (X @ coef + intercept)
             loss = float(sample_weight @ np.logaddexp(0.0, -margins))
             # d/dmargin of log(1 + exp(-m)) is -sigmoid(-m)
             pull = -sample_weight * signs * _sigmoid(-margins)
-            scale = np.full(coef.size, penalty)
-            if asymmetric is not None:
-                scale[asymmetric & (coef < 0)] *= self.negative_penalty
             gradient = np.empty_like(params)
-            gradient[:-1] = X.T @ pull + scale * coef
+            gradient[:-1] = X.T @ pull + penalty * coef
             gradient[-1] = pull.sum()
-            return loss + 0.5 * float(scale @ (coef * coef)), gradient
+            return loss + 0.5 * penalty * float(coef @ coef), gradient
 
-        bounds: list[tuple[float | None, float | None]] = [
-            (0.0, None) if column < self.non_negative_columns else (None, None) for column in used
-        ]
-        bounds.append((None, None))
         result = minimize(
             loss_and_gradient,
             np.zeros(n_features + 1),
             jac=True,
             method="L-BFGS-B",
-            bounds=bounds,
             options={"maxiter": self.max_iter},
         )
         self.n_iter_ = max(getattr(self, "n_iter_", 0), int(result.nit))

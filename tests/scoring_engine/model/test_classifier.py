@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from scoring_engine.model.classifier import CalibratedLinearClassifier, source_balanced_weights
@@ -48,13 +47,6 @@ def test_features_seen_in_too_few_positive_groups_get_no_weight():
     )
     assert model.coef_[-1] == 0.0
     assert np.all(model.coef_[:5] != 0.0)
-
-
-def test_non_negative_columns_only_push_towards_the_positive_class():
-    X, y = _separable(300)
-    X = np.hstack([X, -X])  # the last five columns are anti-correlated with the label
-    model = CalibratedLinearClassifier(non_negative_columns=10).fit(sp.csr_matrix(X), y)
-    assert np.all(model.coef_ >= 0.0)
 
 
 def test_binary_only():
