@@ -5,12 +5,34 @@ A new domain package adds its models here.
 
 from __future__ import annotations
 
+from portal.admin.models import Admin, AdminSession
+from portal.applications.models import (
+    Application,
+    ApplicationNote,
+    ChecklistEntry,
+    InformationRequest,
+)
 from portal.bundles.models import Bundle
 from portal.db_base import Base
 from portal.events.models import Event
 from portal.licenses.models import License
+from portal.magic_links.models import MagicLink
 from portal.organisations.models import Organisation
 
 metadata = Base.metadata
 
-__all__ = ["Base", "Bundle", "Event", "License", "Organisation", "metadata"]
+__all__ = [
+    "Admin",
+    "AdminSession",
+    "Application",
+    "ApplicationNote",
+    "Base",
+    "Bundle",
+    "ChecklistEntry",
+    "Event",
+    "InformationRequest",
+    "License",
+    "MagicLink",
+    "Organisation",
+    "metadata",
+]

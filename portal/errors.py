@@ -81,3 +81,51 @@ class BundleConflictError(ConflictError):
 
 class InvalidModelDirectoryError(InvalidInputError):
     """The model directory lacks a file or its manifest is malformed."""
+
+
+#### Web: who may do what (no exit code: the command line never raises these) ####
+
+
+class AuthenticationRequiredError(PortalError):
+    """The page needs a signed-in administrator; HTML pages redirect to the login."""
+
+    status_code: ClassVar[int] = 401
+
+
+class PermissionDeniedError(PortalError):
+    status_code: ClassVar[int] = 403
+
+
+class CsrfError(PermissionDeniedError):
+    """A form arrived without the CSRF token of the session that displayed it."""
+
+
+class RateLimitedError(PortalError):
+    """Too many requests from one client address; ``retry_after`` is in seconds."""
+
+    status_code: ClassVar[int] = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LinkUnusableError(PortalError):
+    """A magic link is unknown, expired or already used (one answer for all three,
+    so a link's fate is not disclosed to whoever holds a guessed token).
+    """
+
+    status_code: ClassVar[int] = 410
+    exit_code: ClassVar[int] = 2
+
+
+class ApplicationNotFoundError(NotFoundError):
+    pass
+
+
+class AdminNotFoundError(NotFoundError):
+    pass
+
+
+class ChecklistIncompleteError(ConflictError):
+    """Approval needs every item of the vetting checklist ticked."""

@@ -12,11 +12,20 @@ Rules:
 - ``VIGIL_DATABASE_URL`` defaults to the SQLite file ``portal.db`` in
   ``VIGIL_PORTAL_HOME``; a bare ``postgresql://`` URL is read as psycopg 3,
   the driver the portal ships with.
+- The web portal signs its cookies and CSRF tokens with ``VIGIL_SESSION_SECRET``.
+  Outside ``development`` it must be set (at least 32 characters, not a
+  placeholder) and session cookies must carry the ``Secure`` flag. In
+  ``development`` without it, a random secret is drawn once per process (sessions
+  end when the portal restarts) and ``VIGIL_SESSION_COOKIE_SECURE=false`` is
+  allowed for plain http on localhost.
+- E-mail goes over SMTP when ``VIGIL_SMTP_HOST`` is set, else to one ``.eml``
+  file per message in ``$VIGIL_PORTAL_HOME/outbox/``.
 """
 
 from __future__ import annotations
 
 import functools
+import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Final, Literal, Self
@@ -31,6 +40,7 @@ from portal.errors import ConfigurationError
 DEVELOPMENT: Final = "development"
 PRODUCTION: Final = "production"
 MIN_PASSPHRASE_LENGTH: Final = 12
+MIN_SESSION_SECRET_LENGTH: Final = 32
 PLACEHOLDER_SECRETS: Final = frozenset({"changethis", "changeme", "secret", "password"})
 
 
@@ -63,6 +73,51 @@ class Settings(BaseSettings):
     timestamp_expiry_days: int = Field(default=1, gt=0)
     license_grace_days: int = Field(default=14, ge=0)
 
+    # Web portal: sessions and cookies.
+    session_secret: SecretStr | None = Field(
+        default=None, description="Signs session cookies and CSRF tokens (32+ characters)."
+    )
+    session_cookie_secure: bool = Field(
+        default=True, description="Send cookies over https only; false for local http only."
+    )
+    session_minutes: int = Field(
+        default=480, gt=0, le=7 * 24 * 60, description="An administrator's session lifetime."
+    )
+
+    # Web portal: logins and rate limits.
+    login_max_failures: int = Field(default=5, gt=0)
+    login_failure_window_minutes: int = Field(default=15, gt=0)
+    login_lockout_minutes: int = Field(default=15, gt=0)
+    login_rate_limit: int = Field(
+        default=20, gt=0, description="POST /admin/login per client address per window."
+    )
+    login_rate_window_seconds: int = Field(default=300, gt=0)
+    apply_rate_limit: int = Field(
+        default=5, gt=0, description="POST /apply per client address per window."
+    )
+    apply_rate_window_seconds: int = Field(default=3600, gt=0)
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies whose X-Forwarded-For uvicorn trusts for the client address.",
+    )
+
+    # Web portal: links and licenses of approved applications.
+    status_link_days: int = Field(default=30, gt=0, le=365)
+    download_link_days: int = Field(default=7, gt=0, le=90)
+    invitation_hours: int = Field(default=72, gt=0, le=24 * 30)
+    approved_license_days: int = Field(default=365, gt=0, le=3660)
+
+    # E-mail.
+    smtp_host: str = Field(default="", description="Empty: e-mail goes to the outbox folder.")
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    smtp_user: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    email_from: str = Field(
+        default="Vigil portal <portal@localhost>", description="The From header of every e-mail."
+    )
+
     @field_validator("portal_home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
@@ -82,6 +137,8 @@ class Settings(BaseSettings):
         object.__setattr__(self, "database_url", url)
         if self.environment != DEVELOPMENT:
             self._check_production_secrets()
+        elif self.session_secret is None or not self.session_secret.get_secret_value():
+            object.__setattr__(self, "session_secret", SecretStr(secrets.token_urlsafe(32)))
         return self
 
     def _check_production_secrets(self) -> None:
@@ -98,6 +155,17 @@ class Settings(BaseSettings):
             )
         if not self.portal_url.startswith("https://"):
             raise ValueError("VIGIL_PORTAL_URL must be an https URL outside development")
+        session_secret = self.session_secret.get_secret_value() if self.session_secret else ""
+        if (
+            len(session_secret) < MIN_SESSION_SECRET_LENGTH
+            or session_secret.lower() in PLACEHOLDER_SECRETS
+        ):
+            raise ValueError(
+                "VIGIL_SESSION_SECRET must be set outside development, at least "
+                f"{MIN_SESSION_SECRET_LENGTH} characters (it signs sessions and CSRF tokens)"
+            )
+        if not self.session_cookie_secure:
+            raise ValueError("VIGIL_SESSION_COOKIE_SECURE may be false in development only")
 
     @property
     def is_development(self) -> bool:
@@ -123,6 +191,20 @@ class Settings(BaseSettings):
     @property
     def license_grace(self) -> timedelta:
         return timedelta(days=self.license_grace_days)
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.portal_home / "outbox"
+
+    @property
+    def session_lifetime(self) -> timedelta:
+        return timedelta(minutes=self.session_minutes)
+
+    def session_key(self) -> bytes:
+        """The key that signs cookies and CSRF tokens (always set after validation)."""
+        if self.session_secret is None:  # pragma: no cover - the validator sets it
+            raise ConfigurationError("VIGIL_SESSION_SECRET is not set")
+        return self.session_secret.get_secret_value().encode()
 
     def passphrase(self) -> str | None:
         """The key passphrase, or None (development only: keys unencrypted)."""

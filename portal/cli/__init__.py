@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from portal.cli import bundles, db, init, keys, licenses, models, repo
+from portal.cli import admin, bundles, db, init, keys, licenses, models, repo, serve
 
 app = typer.Typer(
     name="vigil-portal",
@@ -13,6 +13,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("init")(init.init)
+app.command("serve")(serve.serve)
+app.add_typer(admin.app, name="admin")
 app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
 app.add_typer(bundles.app, name="bundles")

@@ -1,7 +1,8 @@
-"""``vigil-portal init``: the database schema, signing keys and update repository.
+"""``vigil-portal init``: the database schema, signing keys, update repository
+and the first administrator.
 
 Idempotent: a second run creates only what is missing and lists what exists;
-it never replaces a key or a repository.
+it never replaces a key, a repository or an administrator.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import typer
 from rich.table import Table
 
 from portal.cli._common import cli_actor, console, handle_errors, warn
+from portal.cli.admin import PasswordStdin, create_and_print
 from portal.db import display_url, session_scope, upgrade_database
 from portal.repository.keystore import KeyRole
 from portal.repository.service import initialise_portal
@@ -24,12 +26,13 @@ def init(
         str | None,
         typer.Option(
             "--admin-email",
-            help="Administrator to create (created with 'vigil-portal admin create' "
-            "in the web release).",
+            help="Administrator to create, as 'vigil-portal admin create' does "
+            "(password from --password-stdin, a prompt, or generated and printed once).",
         ),
     ] = None,
+    password_stdin: PasswordStdin = False,
 ) -> None:
-    """Create the database schema, the signing keys and the TUF repository."""
+    """Create the database schema, the signing keys, the TUF repository and an administrator."""
     settings = get_settings()
     upgrade_database()
     with session_scope() as session:
@@ -59,8 +62,5 @@ def init(
             "signing keys were written WITHOUT encryption (development only); "
             "set VIGIL_KEY_PASSPHRASE to encrypt them"
         )
-    if admin_email:
-        console.print(
-            f"Administrator {admin_email} not created: administrators are created with "
-            "'vigil-portal admin create' in the web release."
-        )
+    if admin_email and not create_and_print(admin_email, password_stdin=password_stdin):
+        console.print(f"administrator {admin_email} exists")

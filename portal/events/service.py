@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from portal.events.models import Event
+from portal.pagination import Page, paginate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -47,3 +48,31 @@ def list_events(
     if subject_id is not None:
         query = query.where(Event.subject_id == subject_id)
     return session.scalars(query).all()
+
+
+def page_events(
+    session: Session,
+    *,
+    number: int,
+    per_page: int,
+    tag: str | None = None,
+    subject_id: str | None = None,
+) -> Page[Event]:
+    """One page of the audit trail, newest first; ``tag`` may be a whole tag or
+    just its subject (``application`` matches every ``application:*`` event).
+    """
+    query = select(Event).order_by(Event.id.desc())
+    if tag:
+        query = query.where(Event.tag == tag if ":" in tag else Event.tag.startswith(f"{tag}:"))
+    if subject_id:
+        query = query.where(Event.subject_id == subject_id)
+    return paginate(session, query, number=number, per_page=per_page)
+
+
+def subject_history(session: Session, subject_ids: Sequence[str]) -> Sequence[Event]:
+    """Every event about any of ``subject_ids``, oldest first (an object's history)."""
+    if not subject_ids:
+        return []
+    return session.scalars(
+        select(Event).where(Event.subject_id.in_(subject_ids)).order_by(Event.id)
+    ).all()

@@ -11,6 +11,21 @@ from enum import StrEnum
 
 class EventTag(StrEnum):
     ADMIN_CREATED = "admin:created"
+    ADMIN_INVITED = "admin:invited"
+    ADMIN_ENROLLED = "admin:enrolled"
+    ADMIN_LOGGED_IN = "admin:logged_in"
+    ADMIN_LOGGED_OUT = "admin:logged_out"
+    ADMIN_LOGIN_FAILED = "admin:login_failed"
+    ADMIN_LOCKED_OUT = "admin:locked_out"
+
+    APPLICATION_SUBMITTED = "application:submitted"
+    APPLICATION_CHECKLIST_UPDATED = "application:checklist_updated"
+    APPLICATION_NOTE_ADDED = "application:note_added"
+    APPLICATION_INFORMATION_REQUESTED = "application:information_requested"
+    APPLICATION_REPLIED = "application:replied"
+    APPLICATION_DEFERRED = "application:deferred"
+    APPLICATION_DECLINED = "application:declined"
+    APPLICATION_APPROVED = "application:approved"
 
     BUNDLE_EXPORTED = "bundle:exported"
     BUNDLE_PUBLISHED = "bundle:published"
@@ -18,6 +33,8 @@ class EventTag(StrEnum):
     KEY_CREATED = "key:created"
     KEY_ROTATED = "key:rotated"
 
+    LICENSE_DOWNLOAD_LINK_SENT = "license:download_link_sent"
+    LICENSE_DOWNLOADED = "license:downloaded"
     LICENSE_ISSUED = "license:issued"
     LICENSE_REINSTATED = "license:reinstated"
     LICENSE_RENEWED = "license:renewed"

@@ -32,6 +32,7 @@ from portal.errors import InvalidInputError, LicenseNotFoundError, LicenseStateE
 from portal.events.service import record_event
 from portal.events.tags import EventTag
 from portal.licenses.models import License, LicenseStatus
+from portal.pagination import Page, paginate
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -286,3 +287,13 @@ def renew_license(
         },
     )
     return IssuedLicense(license=license_, token=token)
+
+
+def page_licenses(
+    session: Session, *, number: int, per_page: int, status: LicenseStatus | None = None
+) -> Page[License]:
+    """One page of licenses, newest first, optionally of one status."""
+    query = select(License).order_by(License.issued_at.desc(), License.id)
+    if status is not None:
+        query = query.where(License.status == status)
+    return paginate(session, query, number=number, per_page=per_page)

@@ -18,11 +18,15 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 import portal.db
+from portal.admin import credentials
+from portal.admin.service import create_admin
 from portal.db import make_engine, upgrade_database
 from portal.licenses import service as license_service
 from portal.organisations.service import get_or_create_organisation
@@ -32,7 +36,17 @@ from portal.repository.service import (
     open_repository,
 )
 from portal.settings import Settings, get_settings
-from tests.portal.support import ACTOR, MODEL_MANIFEST, PASSPHRASE, PortalCli
+from portal.web.app import create_app
+from tests.portal.support import (
+    ACTOR,
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    MODEL_MANIFEST,
+    PASSPHRASE,
+    SESSION_SECRET,
+    AdminAccount,
+    PortalCli,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -50,6 +64,14 @@ TEST_DATABASE_URL_VARIABLE = "VIGIL_TEST_DATABASE_URL"
 def _no_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
     # Durability is not under test; fsync only makes a loaded CI machine wait.
     monkeypatch.setattr(os, "fsync", lambda _fd: None)
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # argon2's defaults take ~0.2 s a hash by design; the tests check behaviour, not cost.
+    monkeypatch.setattr(
+        credentials, "password_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+    )
 
 
 #### Database ####
@@ -118,6 +140,9 @@ def portal_env(
     monkeypatch.setenv("VIGIL_ENVIRONMENT", "development")
     monkeypatch.setenv("VIGIL_KEY_PASSPHRASE", PASSPHRASE)
     monkeypatch.setenv("VIGIL_DATABASE_URL", database_url)
+    # The test client speaks plain http; one test checks the https cookie flags.
+    monkeypatch.setenv("VIGIL_SESSION_COOKIE_SECURE", "false")
+    monkeypatch.setenv("VIGIL_SESSION_SECRET", SESSION_SECRET)
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
@@ -195,3 +220,51 @@ def cli(
     monkeypatch.setattr(portal.db, "get_engine", lambda: engine)
     monkeypatch.setattr(portal.db, "get_sessionmaker", lambda: session_factory)
     return PortalCli(CliRunner())
+
+
+#### Web ####
+
+
+@pytest.fixture
+def make_client(
+    initialised: Settings, session_factory: sessionmaker[Session]
+) -> Callable[..., TestClient]:
+    """A test client of the portal app on the test transaction; keyword
+    arguments override settings (``make_client(login_rate_limit=2)``).
+    """
+
+    def factory(
+        *,
+        base_url: str = "http://testserver",
+        raise_server_exceptions: bool = True,
+        **overrides: Any,
+    ) -> TestClient:
+        settings = initialised.model_copy(update=overrides) if overrides else initialised
+        app = create_app(settings, session_factory=session_factory)
+        return TestClient(
+            app,
+            base_url=base_url,
+            follow_redirects=False,
+            raise_server_exceptions=raise_server_exceptions,
+        )
+
+    return factory
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()
+
+
+@pytest.fixture
+def admin_account(session: Session, initialised: Settings) -> AdminAccount:
+    """An enrolled administrator (in the test transaction), with its TOTP secret."""
+    admin, uri = create_admin(session, ADMIN_EMAIL, ADMIN_PASSWORD, actor=ACTOR)
+    return AdminAccount.from_uri(admin.email, ADMIN_PASSWORD, uri)
+
+
+@pytest.fixture
+def admin_client(client: TestClient, admin_account: AdminAccount) -> TestClient:
+    """The test client, signed in as ``admin_account``."""
+    admin_account.sign_in(client)
+    return client

@@ -44,7 +44,8 @@ def test_operator_flow_from_init_to_key_rotation(
 ) -> None:
     init = _ok(cli("init", "--admin-email", "admin@portal.example"))
     assert "created" in init.stdout
-    assert "vigil-portal admin create" in init.stdout
+    assert "administrator admin@portal.example created" in init.stdout
+    assert "otpauth://totp/" in init.stdout
 
     published = _ok(
         cli(
@@ -279,7 +280,7 @@ def test_db_upgrade_creates_the_default_database(
 ) -> None:
     result = _ok(own_database("db", "upgrade"))
     assert (portal_home / "portal.db").is_file()
-    assert "is at revision 0001" in result.stdout
+    assert "is at revision 0002" in result.stdout
 
 
 def test_a_database_without_schema_says_to_upgrade(own_database: PortalCli) -> None:

@@ -21,7 +21,19 @@ from portal.db_models import metadata
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-PORTAL_TABLES = {"organisations", "licenses", "bundles", "events"}
+PORTAL_TABLES = {
+    "organisations",
+    "licenses",
+    "bundles",
+    "events",
+    "admins",
+    "admin_sessions",
+    "magic_links",
+    "applications",
+    "application_checklist",
+    "application_notes",
+    "information_requests",
+}
 
 
 def test_models_and_migrations_agree(connection: Connection) -> None:

@@ -30,6 +30,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
 def _production(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
     monkeypatch.setenv("VIGIL_KEY_PASSPHRASE", "a long enough passphrase")
     monkeypatch.setenv("VIGIL_PORTAL_URL", "https://portal.example")
+    monkeypatch.setenv("VIGIL_SESSION_SECRET", "s" * 40)
     for name, value in variables.items():
         monkeypatch.setenv(f"VIGIL_{name.upper()}", value)
 
@@ -93,3 +94,36 @@ def test_settings_are_read_once_per_process(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("VIGIL_PORTAL_URL", "http://elsewhere")
     assert get_settings() is first
     assert Settings().portal_url == "http://elsewhere"
+
+
+@pytest.mark.parametrize("secret", ["", "changethis", "too-short"])
+def test_production_needs_a_real_session_secret(
+    monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    _production(monkeypatch, session_secret=secret)
+    with pytest.raises(ConfigurationError, match="VIGIL_SESSION_SECRET"):
+        get_settings()
+
+
+def test_production_refuses_insecure_cookies(monkeypatch: pytest.MonkeyPatch) -> None:
+    _production(monkeypatch, session_cookie_secure="false")
+    with pytest.raises(ConfigurationError, match="VIGIL_SESSION_COOKIE_SECURE"):
+        get_settings()
+
+
+def test_development_draws_a_session_secret_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIGIL_ENVIRONMENT", "development")
+    settings = get_settings()
+    assert len(settings.session_key()) >= 32
+    assert settings.session_key() not in repr(settings).encode()
+    assert Settings().session_key() != settings.session_key()
+
+
+def test_web_and_mail_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("VIGIL_ENVIRONMENT", "development")
+    settings = get_settings()
+    assert settings.outbox_dir == tmp_path / "home" / "outbox"
+    assert settings.smtp_host == ""
+    assert settings.session_cookie_secure is True
+    assert settings.session_lifetime == timedelta(hours=8)
+    assert (settings.login_max_failures, settings.login_failure_window_minutes) == (5, 15)

@@ -1,0 +1,1 @@
+"""Administrators: accounts with a password and TOTP, sessions, invitations, logins."""

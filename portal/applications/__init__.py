@@ -1,0 +1,1 @@
+"""Applications: organisations applying for access, and the administrators' vetting."""

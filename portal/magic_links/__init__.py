@@ -1,0 +1,1 @@
+"""Magic links: e-mailed, expiring (optionally one-time) links that stand in for a login."""

@@ -1,0 +1,1 @@
+"""E-mail from templates, over SMTP or into the outbox folder."""

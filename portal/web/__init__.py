@@ -1,0 +1,1 @@
+"""The web portal: the FastAPI app, its security middleware and shared page helpers."""

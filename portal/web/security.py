@@ -1,0 +1,283 @@
+"""Cookies, CSRF tokens, rate limits and security headers of the web portal.
+
+CSRF (a signed double-submit token, OWASP's "signed double-submit cookie"):
+
+- Every browser gets a random ``csrf`` cookie (HttpOnly, SameSite=Lax).
+- A form's ``csrf_token`` is HMAC-SHA256 over that cookie and the session
+  cookie (empty before login), keyed with ``VIGIL_SESSION_SECRET``: another
+  site can neither read nor compute it, and signing in or out makes the
+  tokens of pages shown before useless.
+- ``require_csrf`` runs before every route of the app (an app-wide
+  dependency) and refuses any unsafe method without the right token with 403,
+  as it refuses a request the browser marks ``Sec-Fetch-Site: cross-site``.
+
+Cookies carry ``Secure`` and the ``__Host-`` name prefix unless
+``VIGIL_SESSION_COOKIE_SECURE=false`` (development over plain http).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from fastapi import Request
+from starlette.datastructures import MutableHeaders
+
+from portal.errors import CsrfError, RateLimitedError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fastapi import Response
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from portal.settings import Settings
+
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_FIELD: Final = "csrf_token"
+_SEED: Final = re.compile(r"[A-Za-z0-9_-]{32,64}")
+
+CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+#### Cookies ####
+
+
+@dataclass(frozen=True)
+class CookieNames:
+    session: str
+    csrf: str
+    flash: str
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> CookieNames:
+        prefix = "__Host-" if settings.session_cookie_secure else ""
+        return cls(
+            session=f"{prefix}vigil_session",
+            csrf=f"{prefix}vigil_csrf",
+            flash=f"{prefix}vigil_flash",
+        )
+
+
+def set_cookie(
+    response: Response, settings: Settings, name: str, value: str, *, max_age: int | None
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        secure=settings.session_cookie_secure,
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def delete_cookie(response: Response, settings: Settings, name: str) -> None:
+    response.delete_cookie(
+        name, path="/", secure=settings.session_cookie_secure, httponly=True, samesite="lax"
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(settings: Settings, purpose: str, message: str) -> str:
+    digest = hmac.new(
+        settings.session_key(), f"{purpose}\x00{message}".encode(), hashlib.sha256
+    ).digest()
+    return _b64(digest)
+
+
+#### CSRF ####
+
+
+def csrf_seed(request: Request) -> str:
+    """The browser's CSRF cookie value, or a new one the response must set."""
+    names: CookieNames = request.app.state.cookie_names
+    seed = request.cookies.get(names.csrf, "")
+    if _SEED.fullmatch(seed):
+        return seed
+    new_seed: str | None = getattr(request.state, "new_csrf_seed", None)
+    if new_seed is None:
+        new_seed = secrets.token_urlsafe(32)
+        request.state.new_csrf_seed = new_seed
+    return new_seed
+
+
+def csrf_token(request: Request) -> str:
+    settings: Settings = request.app.state.settings
+    names: CookieNames = request.app.state.cookie_names
+    session_token = request.cookies.get(names.session, "")
+    return sign(settings, "csrf", f"{csrf_seed(request)}\x00{session_token}")
+
+
+def set_new_csrf_cookie(request: Request, response: Response) -> None:
+    """Send the CSRF cookie if this request drew a new one."""
+    new_seed = getattr(request.state, "new_csrf_seed", None)
+    if new_seed is not None:
+        set_cookie(
+            response,
+            request.app.state.settings,
+            request.app.state.cookie_names.csrf,
+            new_seed,
+            max_age=None,
+        )
+
+
+async def require_csrf(request: Request) -> None:
+    """Refuse (403) an unsafe request without the CSRF token of this browser's session."""
+    if request.method in SAFE_METHODS:
+        return
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        raise CsrfError("cross-site form submissions are refused")
+    names: CookieNames = request.app.state.cookie_names
+    seed = request.cookies.get(names.csrf, "")
+    form = await request.form()
+    submitted = form.get(CSRF_FIELD)
+    if not _SEED.fullmatch(seed) or not isinstance(submitted, str):
+        raise CsrfError("the form has expired or was not sent from this site: reload and retry")
+    if not hmac.compare_digest(submitted.encode(), csrf_token(request).encode()):
+        raise CsrfError("the form has expired or was not sent from this site: reload and retry")
+
+
+#### Flash messages ####
+
+
+def encode_flash(settings: Settings, messages: list[dict[str, str]]) -> str:
+    body = _b64(json.dumps(messages, separators=(",", ":")).encode())
+    return f"{body}.{sign(settings, 'flash', body)}"
+
+
+def decode_flash(settings: Settings, value: str) -> list[dict[str, str]]:
+    body, _, signature = value.partition(".")
+    if not body or not hmac.compare_digest(signature, sign(settings, "flash", body)):
+        return []
+    try:
+        messages = json.loads(_unb64(body))
+    except (ValueError, UnicodeError):
+        return []
+    if not isinstance(messages, list):
+        return []
+    return [
+        {"category": str(item.get("category", "info")), "text": str(item.get("text", ""))}
+        for item in messages
+        if isinstance(item, dict)
+    ]
+
+
+#### Rate limits ####
+
+
+@dataclass
+class RateLimiter:
+    """At most ``limit`` hits per key in any ``window`` seconds (sliding window),
+    in this process's memory: a portal run as several processes limits each.
+    """
+
+    limit: int
+    window: float
+    clock: Callable[[], float] = time.monotonic
+    max_keys: int = 100_000
+    _hits: dict[str, deque[float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hit(self, key: str) -> int | None:
+        """Count a hit; None if allowed, else the seconds until one would be."""
+        now = self.clock()
+        with self._lock:
+            if len(self._hits) >= self.max_keys:
+                self._forget_idle(now)
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - self.window:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                return max(1, math.ceil(hits[0] + self.window - now))
+            hits.append(now)
+            return None
+
+    def _forget_idle(self, now: float) -> None:
+        idle = [
+            key for key, hits in self._hits.items() if not hits or hits[-1] <= now - self.window
+        ]
+        for key in idle:
+            del self._hits[key]
+        if len(self._hits) >= self.max_keys:
+            self._hits.clear()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._hits.clear()
+
+
+def client_address(request: Request) -> str:
+    """The client's address (uvicorn puts a trusted proxy's X-Forwarded-For here)."""
+    return request.client.host if request.client else "unknown"
+
+
+def rate_limit(name: str) -> Callable[[Request], None]:
+    """A dependency that counts the request against the app's limiter ``name``."""
+
+    def dependency(request: Request) -> None:
+        limiter: RateLimiter = request.app.state.rate_limiters[name]
+        retry_after = limiter.hit(client_address(request))
+        if retry_after is not None:
+            raise RateLimitedError(
+                "Too many attempts from your address. Please wait and try again.",
+                retry_after=retry_after,
+            )
+
+    return dependency
+
+
+#### Headers ####
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers to every response (pure ASGI, so streaming works)."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                # Links carry secret tokens in their path: never pass them on.
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+                headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+                if not path.startswith("/static/"):
+                    headers.setdefault("Cache-Control", "no-store")
+                if self.hsts:
+                    headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
