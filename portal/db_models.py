@@ -14,6 +14,7 @@ from portal.applications.models import (
 )
 from portal.bundles.models import Bundle
 from portal.db_base import Base
+from portal.engines.models import Activation
 from portal.events.models import Event
 from portal.licenses.models import License
 from portal.magic_links.models import MagicLink
@@ -22,6 +23,7 @@ from portal.organisations.models import Organisation
 metadata = Base.metadata
 
 __all__ = [
+    "Activation",
     "Admin",
     "AdminSession",
     "Application",

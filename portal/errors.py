@@ -8,6 +8,12 @@ carry secrets (passphrases, private keys, whole tokens).
 
 Errors raised by ``licensing`` (``licensing.exceptions.LicensingError``) carry
 their own exit code and are mapped alongside these.
+
+JSON answers (the engine API under ``/api/`` and ``/tuf/``) name the error with
+a stable machine-readable ``error_code`` (``{"error": "license_revoked",
+"detail": ...}``); errors without one get a code for their HTTP status.
+An error whose ``keeps_transaction`` is true is a refusal the audit trail must
+remember: the request's transaction is committed before it is answered.
 """
 
 from __future__ import annotations
@@ -20,6 +26,12 @@ class PortalError(Exception):
 
     status_code: ClassVar[int] = 500
     exit_code: ClassVar[int] = 1
+    error_code: ClassVar[str | None] = None
+    keeps_transaction: ClassVar[bool] = False
+
+    def response_headers(self) -> dict[str, str]:
+        """Headers a web response to this error must carry."""
+        return {}
 
 
 #### Bad input (exit code 2) ####
@@ -109,6 +121,9 @@ class RateLimitedError(PortalError):
         super().__init__(message)
         self.retry_after = retry_after
 
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
 
 class LinkUnusableError(PortalError):
     """A magic link is unknown, expired or already used (one answer for all three,
@@ -129,3 +144,84 @@ class AdminNotFoundError(NotFoundError):
 
 class ChecklistIncompleteError(ConflictError):
     """Approval needs every item of the vetting checklist ticked."""
+
+
+#### The engine API: license bearer authentication and entitlements ####
+
+
+class EngineAuthenticationError(PortalError):
+    """No usable license token came with an engine's request (401, with a
+    ``WWW-Authenticate: Bearer`` challenge as RFC 6750 describes).
+    """
+
+    status_code: ClassVar[int] = 401
+    error_code: ClassVar[str | None] = "invalid_license"
+
+    def response_headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="vigil", error="invalid_token"'}
+
+
+class MissingLicenseError(EngineAuthenticationError):
+    error_code: ClassVar[str | None] = "missing_license"
+
+    def response_headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="vigil"'}
+
+
+class InvalidLicenseTokenError(EngineAuthenticationError):
+    """Malformed, wrongly signed, or naming a license the portal does not know."""
+
+
+class LicenseRefusedError(PermissionDeniedError):
+    """A genuine license the portal no longer serves (its ``error_code`` says why)."""
+
+    error_code: ClassVar[str | None] = "license_refused"
+
+
+class RevokedLicenseError(LicenseRefusedError):
+    error_code: ClassVar[str | None] = "license_revoked"
+
+
+class SuspendedLicenseError(LicenseRefusedError):
+    error_code: ClassVar[str | None] = "license_suspended"
+
+
+class ExpiredLicenseError(LicenseRefusedError):
+    error_code: ClassVar[str | None] = "license_expired"
+
+
+class NotYetValidLicenseError(LicenseRefusedError):
+    error_code: ClassVar[str | None] = "license_not_yet_valid"
+
+
+class ChannelNotEntitledError(PermissionDeniedError):
+    """The license's ``channels`` do not include the requested target's channel."""
+
+    error_code: ClassVar[str | None] = "channel_not_entitled"
+
+
+class TargetNotFoundError(NotFoundError):
+    """No such file in the published update repository."""
+
+    error_code: ClassVar[str | None] = "not_found"
+
+
+class MaxEnginesReachedError(PermissionDeniedError):
+    """Every seat of the license is held by another active engine. The refusal
+    is audited (``engine:refused``), so its event is committed.
+    """
+
+    error_code: ClassVar[str | None] = "max_engines_reached"
+    keeps_transaction: ClassVar[bool] = True
+
+
+class NotActivatedError(NotFoundError):
+    """The engine holds no active activation of the license (never activated,
+    or deactivated by an administrator): it must activate again.
+    """
+
+    error_code: ClassVar[str | None] = "not_activated"
+
+
+class ActivationNotFoundError(NotFoundError):
+    pass

@@ -20,6 +20,11 @@ Rules:
   allowed for plain http on localhost.
 - E-mail goes over SMTP when ``VIGIL_SMTP_HOST`` is set, else to one ``.eml``
   file per message in ``$VIGIL_PORTAL_HOME/outbox/``.
+- ``vigil-portal serve`` re-signs the timestamp itself: every
+  ``VIGIL_REPOSITORY_REFRESH_INTERVAL_SECONDS`` (0 turns it off, e.g. when a
+  cron job runs ``vigil-portal repo refresh``) it re-signs once the timestamp
+  (or snapshot, or targets) expires within ``VIGIL_REPOSITORY_REFRESH_MARGIN_HOURS``,
+  which must be longer than the interval and shorter than the timestamp's expiry.
 """
 
 from __future__ import annotations
@@ -72,6 +77,32 @@ class Settings(BaseSettings):
     snapshot_expiry_days: int = Field(default=7, gt=0)
     timestamp_expiry_days: int = Field(default=1, gt=0)
     license_grace_days: int = Field(default=14, ge=0)
+    repository_refresh_interval_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="How often 'serve' checks whether to re-sign the timestamp; 0: never.",
+    )
+    repository_refresh_margin_hours: int = Field(
+        default=6, gt=0, description="Re-sign when the timestamp expires within this."
+    )
+
+    # Engine API: leases and license bearer tokens.
+    lease_days: int = Field(
+        default=7, gt=0, le=90, description="How long an engine's lease (seat) lasts."
+    )
+    engine_token_cache_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=300,
+        description="How long a verified license token's claims are remembered.",
+    )
+    engine_status_cache_seconds: int = Field(
+        default=5,
+        ge=0,
+        le=60,
+        description="How long a license's status is remembered: a suspension takes effect "
+        "within this (a revocation at once, through the published revocation list).",
+    )
 
     # Web portal: sessions and cookies.
     session_secret: SecretStr | None = Field(
@@ -135,11 +166,28 @@ class Settings(BaseSettings):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         # The model is frozen; derived values are set once, here.
         object.__setattr__(self, "database_url", url)
+        self._check_refresh_schedule()
         if self.environment != DEVELOPMENT:
             self._check_production_secrets()
         elif self.session_secret is None or not self.session_secret.get_secret_value():
             object.__setattr__(self, "session_secret", SecretStr(secrets.token_urlsafe(32)))
         return self
+
+    def _check_refresh_schedule(self) -> None:
+        interval = timedelta(seconds=self.repository_refresh_interval_seconds)
+        margin = timedelta(hours=self.repository_refresh_margin_hours)
+        if not interval:
+            return
+        if margin <= interval:
+            raise ValueError(
+                "VIGIL_REPOSITORY_REFRESH_MARGIN_HOURS must be longer than the refresh "
+                "interval, or the timestamp could expire between two checks"
+            )
+        if margin >= timedelta(days=self.timestamp_expiry_days):
+            raise ValueError(
+                "VIGIL_REPOSITORY_REFRESH_MARGIN_HOURS must be shorter than the timestamp "
+                "expiry, or every check would re-sign it"
+            )
 
     def _check_production_secrets(self) -> None:
         passphrase = self.key_passphrase.get_secret_value() if self.key_passphrase else ""
@@ -187,6 +235,18 @@ class Settings(BaseSettings):
             snapshot=timedelta(days=self.snapshot_expiry_days),
             timestamp=timedelta(days=self.timestamp_expiry_days),
         )
+
+    @property
+    def lease_period(self) -> timedelta:
+        return timedelta(days=self.lease_days)
+
+    @property
+    def repository_refresh_interval(self) -> timedelta:
+        return timedelta(seconds=self.repository_refresh_interval_seconds)
+
+    @property
+    def repository_refresh_margin(self) -> timedelta:
+        return timedelta(hours=self.repository_refresh_margin_hours)
 
     @property
     def license_grace(self) -> timedelta:

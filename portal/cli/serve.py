@@ -1,8 +1,13 @@
-"""``vigil-portal serve``: the web portal (and, later, the engine API) under uvicorn."""
+"""``vigil-portal serve``: the web portal and the engine API under uvicorn.
+
+The portal's own log messages (``portal.*``: the timestamp schedule, server
+errors) go to standard error next to uvicorn's, at INFO and above.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import copy
+from typing import Annotated, Any
 
 import typer
 
@@ -10,6 +15,24 @@ from portal.cli._common import console, handle_errors, warn
 from portal.db import current_revision
 from portal.errors import ConfigurationError
 from portal.settings import get_settings
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration, plus the ``portal`` loggers."""
+    from uvicorn.config import LOGGING_CONFIG  # noqa: PLC0415
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["portal"] = {
+        "()": "uvicorn.logging.DefaultFormatter",
+        "fmt": "%(levelprefix)s %(name)s: %(message)s",
+    }
+    config["handlers"]["portal"] = {
+        "formatter": "portal",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["portal"] = {"handlers": ["portal"], "level": "INFO", "propagate": False}
+    return config
 
 
 @handle_errors
@@ -38,4 +61,5 @@ def serve(
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
         log_level="info",
+        log_config=log_config(),
     )

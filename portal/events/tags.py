@@ -30,8 +30,14 @@ class EventTag(StrEnum):
     BUNDLE_EXPORTED = "bundle:exported"
     BUNDLE_PUBLISHED = "bundle:published"
 
+    ENGINE_ACTIVATED = "engine:activated"
+    ENGINE_DEACTIVATED = "engine:deactivated"
+    ENGINE_REFUSED = "engine:refused"
+
     KEY_CREATED = "key:created"
     KEY_ROTATED = "key:rotated"
+
+    LEASE_RENEWED = "lease:renewed"
 
     LICENSE_DOWNLOAD_LINK_SENT = "license:download_link_sent"
     LICENSE_DOWNLOADED = "license:downloaded"

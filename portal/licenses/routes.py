@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from portal.applications.service import license_contact
+from portal.engines.service import active_activations
 from portal.errors import LicenseNotFoundError
 from portal.events.service import subject_history
 from portal.licenses import delivery, forms, service
@@ -83,6 +84,7 @@ def _detail_page(
         "statuses": LicenseStatus,
         "contact_email": license_contact(session, license_.id) or "",
         "history": subject_history(session, [str(license_.id)]),
+        "engines": active_activations(session, license_.id),
         "default_days": settings.approved_license_days,
         "errors": errors or {},
         "values": values or {},

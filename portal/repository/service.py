@@ -14,26 +14,42 @@ to the library:
   Rotating the license key adds the new public key to ``licensing/keys.json``
   and keeps the old ones, so licenses already issued still verify.
 - Every change is recorded as an audit event in the caller's session.
+- ``served_target`` decides what an engine may download (see its docstring):
+  entitlement is enforced on target files, not on metadata, which lists every
+  channel's targets and is no secret.
 """
 
 from __future__ import annotations
 
+import hmac
+import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from licensing.repository import Repository
-from licensing.targets import LICENSE_KEYS_TARGET
-from portal.errors import ConfigurationError
+from licensing.targets import LICENSE_KEYS_TARGET, REVOCATIONS_TARGET, channel_index_target
+from portal.errors import ChannelNotEntitledError, ConfigurationError, TargetNotFoundError
 from portal.events.service import record_event
 from portal.events.tags import EventTag
 from portal.repository.keystore import TUF_ROLES, KeyRole, KeyStore, StoredKey
 
 if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping
     from pathlib import Path
 
     from sqlalchemy.orm import Session
+    from tuf.api.metadata import TargetFile  # type: ignore[attr-defined]
 
     from portal.settings import Settings
+
+# Targets every licensed engine may download, by path and the kind recorded in their custom data.
+UNRESTRICTED_TARGETS: Final = {
+    LICENSE_KEYS_TARGET: "license-keys",
+    REVOCATIONS_TARGET: "revocations",
+}
+_SEGMENT: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}")
+_HASH_PREFIXED: Final = re.compile(r"([0-9a-f]{64})\.(.+)")
+_MEDIA_TYPES: Final = {".json": "application/json", ".tar": "application/x-tar"}
 
 
 def keystore_for(settings: Settings) -> KeyStore:
@@ -239,3 +255,71 @@ def write_root(settings: Settings, out: Path) -> int:
 def refresh_timestamp(settings: Settings) -> list[str]:
     """Re-sign timestamp (and snapshot/targets near expiry); for a schedule."""
     return open_repository(settings).refresh_timestamp()
+
+
+#### Serving targets to licensed engines ####
+
+
+@dataclass(frozen=True)
+class ServedTarget:
+    """A target file an engine may download, as its request named it."""
+
+    target_path: str
+    file: Path
+    sha256: str
+    length: int
+
+    @property
+    def media_type(self) -> str:
+        return _MEDIA_TYPES.get(self.file.suffix, "application/octet-stream")
+
+
+def _check_entitled(target_path: str, info: TargetFile, channels: Collection[str]) -> None:
+    custom = info.custom if isinstance(info.custom, dict) else {}
+    kind = custom.get("kind")
+    if UNRESTRICTED_TARGETS.get(target_path) == kind:
+        return
+    if kind == "channel" and any(
+        channel_index_target(channel) == target_path for channel in channels
+    ):
+        return
+    if kind == "bundle" and custom.get("channel") in channels:
+        return
+    raise ChannelNotEntitledError("the license does not entitle this target's channel")
+
+
+def served_target(
+    targets: Mapping[str, TargetFile],
+    targets_dir: Path,
+    requested: str,
+    channels: Collection[str],
+) -> ServedTarget:
+    """The file behind ``requested``, a consistent-snapshot target path as
+    python-tuf asks for it (``<dir>/<SHA256>.<name>``), if the license may have it.
+
+    Served: the license keys and the revocation list to every licensed engine;
+    ``channels/<c>.json`` and bundles of channel ``c`` only when ``c`` is in the
+    license's ``channels``; nothing else. Only targets of the current signed
+    targets metadata are served, with the hash it lists, so no request can
+    name a file the metadata does not (no ``..``, no other directory).
+
+    Raises:
+        TargetNotFoundError: Malformed, unknown, or not the current hash.
+        ChannelNotEntitledError: A target of a channel the license does not grant.
+    """
+    segments = requested.split("/")
+    hashed = _HASH_PREFIXED.fullmatch(segments[-1])
+    if hashed is None or not all(_SEGMENT.fullmatch(segment) for segment in segments):
+        raise TargetNotFoundError("there is no such target")
+    sha256, name = hashed.groups()
+    target_path = "/".join([*segments[:-1], name])
+    info = targets.get(target_path)
+    if info is None or not hmac.compare_digest(str(info.hashes.get("sha256", "")), sha256):
+        raise TargetNotFoundError("there is no such target")
+    _check_entitled(target_path, info, channels)
+    return ServedTarget(
+        target_path=target_path,
+        file=targets_dir.joinpath(*segments),
+        sha256=sha256,
+        length=info.length,
+    )

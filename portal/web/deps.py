@@ -4,20 +4,30 @@
 returns, rolls back when it raises, and only after a commit delivers the
 e-mail the services queued on ``Mail``. It is function-scoped, so the commit
 happens before the response is sent: a failed commit is a failed request.
+A domain error with ``keeps_transaction`` (an audited refusal) is the one
+exception that commits: its audit event must outlive the refusal.
+
+``LicensedEngine`` authenticates an engine by the license token it sends as a
+bearer token (``portal.licenses.bearer``); every engine API route depends on it.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Annotated
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from portal.admin.models import Admin
 from portal.admin.service import admin_for_session
-from portal.errors import AuthenticationRequiredError
+from portal.errors import AuthenticationRequiredError, PortalError
+from portal.licenses.bearer import EngineAuthenticator
+from portal.licenses.bearer import LicensedEngine as AuthenticatedEngine
 from portal.mail.service import Postbox
+from portal.repository.published import PublishedRepository
 from portal.repository.service import license_signing_key
 from portal.settings import Settings
 
@@ -45,6 +55,14 @@ def database_session(request: Request) -> Iterator[Session]:
     try:
         yield session
         session.commit()
+    except PortalError as error:
+        if not error.keeps_transaction:
+            session.rollback()
+            postbox.discard()
+            raise
+        session.commit()
+        postbox.deliver()
+        raise
     except BaseException:
         session.rollback()
         postbox.discard()
@@ -102,3 +120,43 @@ def license_key(settings: AppSettings) -> Ed25519PrivateKey:
 
 
 LicenseSigningKey = Annotated[Ed25519PrivateKey, Depends(license_key)]
+
+
+#### The engine API ####
+
+
+async def published_repository(request: Request) -> PublishedRepository:
+    published: PublishedRepository = request.app.state.published_repository
+    return published
+
+
+Published = Annotated[PublishedRepository, Depends(published_repository)]
+
+
+async def licensed_engine(request: Request, published: Published) -> AuthenticatedEngine:
+    """The license an engine request is authenticated with (401/403 otherwise).
+
+    Answered on the event loop when everything needed is remembered (the
+    common case: an engine polling ``timestamp.json``); otherwise the token is
+    verified and the license's row read in a worker thread, on a connection
+    of its own, outside the request's unit of work.
+    """
+    authenticator: EngineAuthenticator = request.app.state.engine_authenticator
+    authorization = request.headers.get("authorization")
+    state = published.state()
+    engine = authenticator.authenticate_from_memory(
+        authorization, trusted_keys=state.license_keys, revoked=state.revoked_license_ids
+    )
+    if engine is not None:
+        return engine
+    return await run_in_threadpool(
+        functools.partial(
+            authenticator.authenticate,
+            authorization,
+            trusted_keys=state.license_keys,
+            revoked=state.revoked_license_ids,
+        )
+    )
+
+
+LicensedEngine = Annotated[AuthenticatedEngine, Depends(licensed_engine)]

@@ -1,9 +1,13 @@
-"""Errors mapped to responses once: JSON for ``/api/`` and ``/healthz``, HTML pages
-(``templates/errors/<status>.html``) for everything else.
+"""Errors mapped to responses once: JSON for the engine API (``/api/``, ``/tuf/``)
+and ``/healthz``, HTML pages (``templates/errors/<status>.html``) for everything else.
 
+- JSON errors are ``{"error": CODE, "detail": MESSAGE}``: ``CODE`` is the domain
+  error's machine-readable ``error_code`` (``license_revoked``...) or, for other
+  errors, a code for the HTTP status (``not_found``, ``request_too_large``...).
 - ``AuthenticationRequiredError`` on a page redirects (303) to the login, which
   returns to the page afterwards.
-- ``RateLimitedError`` carries ``Retry-After``.
+- A domain error's own headers go with it (``Retry-After`` of
+  ``RateLimitedError``, ``WWW-Authenticate`` of the engine API's 401).
 - Unexpected errors, configuration and licensing failures are logged and shown
   as a bare 500 page: their messages are for operators, not visitors.
 """
@@ -14,16 +18,17 @@ import logging
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from jinja2 import TemplateNotFound
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from licensing.exceptions import LicensingError
-from portal.errors import AuthenticationRequiredError, PortalError, RateLimitedError
+from portal.errors import AuthenticationRequiredError, PortalError
 from portal.templating import template_environment
 from portal.web.pages import render, safe_local_path
-from portal.web.security import CONTENT_SECURITY_POLICY
+from portal.web.security import CONTENT_SECURITY_POLICY, is_engine_api
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
@@ -39,24 +44,45 @@ TITLES: Final = {
     405: "Method not allowed",
     409: "That cannot be done now",
     410: "Link no longer valid",
+    413: "Request too large",
     422: "Unprocessable request",
     429: "Too many requests",
     500: "Something went wrong",
+}
+# The machine-readable ``error`` of JSON answers without a domain error code.
+STATUS_CODES: Final = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "gone",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    500: "server_error",
 }
 GENERIC_500: Final = "The portal could not complete this request. It has been logged."
 
 
 def wants_json(request: Request) -> bool:
     path = request.url.path
-    return path.startswith("/api/") or path == "/healthz"
+    return is_engine_api(path) or path == "/healthz"
 
 
 def error_response(
-    request: Request, status: int, message: str, *, headers: dict[str, str] | None = None
+    request: Request,
+    status: int,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    code: str | None = None,
 ) -> Response:
     if wants_json(request):
         return JSONResponse(
-            {"error": TITLES.get(status, "Error"), "detail": message},
+            {"error": code or STATUS_CODES.get(status, "error"), "detail": message},
             status_code=status,
             headers=headers,
         )
@@ -83,13 +109,16 @@ async def handle_portal_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, PortalError)
     if isinstance(error, AuthenticationRequiredError) and not wants_json(request):
         return _login_redirect(request)
-    headers = None
-    if isinstance(error, RateLimitedError):
-        headers = {"Retry-After": str(error.retry_after)}
     if error.status_code >= 500:
         logger.error("%s: %s", type(error).__name__, error)
         return error_response(request, error.status_code, GENERIC_500)
-    return error_response(request, error.status_code, str(error), headers=headers)
+    return error_response(
+        request,
+        error.status_code,
+        str(error),
+        headers=error.response_headers() or None,
+        code=error.error_code,
+    )
 
 
 async def handle_licensing_error(request: Request, error: Exception) -> Response:
@@ -106,7 +135,10 @@ async def handle_http_error(request: Request, error: Exception) -> Response:
 async def handle_validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     if wants_json(request):
-        return JSONResponse({"error": TITLES[422], "detail": error.errors()}, status_code=422)
+        return JSONResponse(
+            {"error": STATUS_CODES[422], "detail": jsonable_encoder(error.errors())},
+            status_code=422,
+        )
     return error_response(request, 404, "There is no such page.")
 
 

@@ -10,6 +10,12 @@ CSRF (a signed double-submit token, OWASP's "signed double-submit cookie"):
 - ``require_csrf`` runs before every route of the app (an app-wide
   dependency) and refuses any unsafe method without the right token with 403,
   as it refuses a request the browser marks ``Sec-Fetch-Site: cross-site``.
+- The engine API (``ENGINE_API_PREFIXES``: ``/api/``, ``/tuf/``) is exempt: its
+  routes never read a cookie and authenticate every request with the license
+  in the ``Authorization`` header, which a browser never adds to a forged
+  cross-site request, so there is no ambient credential to forge a request
+  with. Exempt from CSRF is not exempt from authentication: each engine route
+  depends on ``portal.web.deps.licensed_engine``.
 
 Cookies carry ``Secure`` and the ``__Host-`` name prefix unless
 ``VIGIL_SESSION_COOKIE_SECURE=false`` (development over plain http).
@@ -31,12 +37,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from fastapi import Request
+from fastapi.routing import APIRoute
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 
 from portal.errors import CsrfError, RateLimitedError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
+    from typing import Any
 
     from fastapi import Response
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,6 +53,7 @@ if TYPE_CHECKING:
     from portal.settings import Settings
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+ENGINE_API_PREFIXES: Final = ("/api/", "/tuf/")
 CSRF_FIELD: Final = "csrf_token"
 _SEED: Final = re.compile(r"[A-Za-z0-9_-]{32,64}")
 
@@ -110,6 +120,11 @@ def sign(settings: Settings, purpose: str, message: str) -> str:
 #### CSRF ####
 
 
+def is_engine_api(path: str) -> bool:
+    """Whether ``path`` belongs to the engines' license-bearer API (no cookies)."""
+    return path.startswith(ENGINE_API_PREFIXES)
+
+
 def csrf_seed(request: Request) -> str:
     """The browser's CSRF cookie value, or a new one the response must set."""
     names: CookieNames = request.app.state.cookie_names
@@ -145,7 +160,7 @@ def set_new_csrf_cookie(request: Request, response: Response) -> None:
 
 async def require_csrf(request: Request) -> None:
     """Refuse (403) an unsafe request without the CSRF token of this browser's session."""
-    if request.method in SAFE_METHODS:
+    if request.method in SAFE_METHODS or is_engine_api(request.url.path):
         return
     if request.headers.get("sec-fetch-site") == "cross-site":
         raise CsrfError("cross-site form submissions are refused")
@@ -246,6 +261,53 @@ def rate_limit(name: str) -> Callable[[Request], None]:
             )
 
     return dependency
+
+
+#### Request bodies ####
+
+API_MAX_BODY_BYTES: Final = 64 * 1024
+
+
+def _too_large() -> HTTPException:
+    return HTTPException(413, f"request bodies are limited to {API_MAX_BODY_BYTES} bytes")
+
+
+def _limited_receive(receive: Receive, limit: int) -> Receive:
+    received = 0
+
+    async def limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _too_large()
+        return message
+
+    return limited
+
+
+class BodyLimitedRoute(APIRoute):
+    """A route that reads at most ``API_MAX_BODY_BYTES`` of a request body: a
+    larger ``Content-Length`` is refused (413) before anything is read, a
+    longer body without one as soon as it passes the limit, so nothing larger
+    is ever held in memory. The 413 goes through the app's error mapping
+    (unlike Starlette's ``max_body_size``, which answers in plain text).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def limited(request: Request) -> Response:
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > API_MAX_BODY_BYTES:
+                raise _too_large()
+            limited_request = Request(
+                request.scope, _limited_receive(request.receive, API_MAX_BODY_BYTES)
+            )
+            return await handler(limited_request)
+
+        return limited
 
 
 #### Headers ####

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -27,6 +28,8 @@ from typer.testing import CliRunner
 import portal.db
 from portal.admin import credentials
 from portal.admin.service import create_admin
+from portal.bundles import service as bundle_service
+from portal.bundles.models import Channel
 from portal.db import make_engine, upgrade_database
 from portal.licenses import service as license_service
 from portal.organisations.service import get_or_create_organisation
@@ -45,6 +48,7 @@ from tests.portal.support import (
     PASSPHRASE,
     SESSION_SECRET,
     AdminAccount,
+    Licensed,
     PortalCli,
 )
 
@@ -55,6 +59,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from licensing.repository import Repository
+    from portal.bundles.models import Bundle
     from portal.licenses.models import License
 
 TEST_DATABASE_URL_VARIABLE = "VIGIL_TEST_DATABASE_URL"
@@ -185,6 +190,76 @@ def make_license(session: Session, initialised: Settings) -> Callable[..., Licen
         return license_service.issue_license(session, organisation, **values).license
 
     return factory
+
+
+@pytest.fixture
+def make_licensed(session: Session, initialised: Settings) -> Callable[..., Licensed]:
+    """A license and the token its organisation downloaded. ``expired=True``
+    makes one that expired yesterday; ``status`` suspends or revokes it.
+    """
+
+    def factory(
+        org: str = "Example Chat Ltd",
+        *,
+        channels: tuple[str, ...] = ("stable",),
+        max_engines: int = 2,
+        expired: bool = False,
+        status: str = "active",
+    ) -> Licensed:
+        signing_key = license_signing_key(initialised).key
+        organisation = get_or_create_organisation(session, org, actor=ACTOR)
+        issued = license_service.issue_license(
+            session,
+            organisation,
+            days=30,
+            channels=channels,
+            max_engines=max_engines,
+            signing_key=signing_key,
+            issuer=initialised.portal_url,
+            actor=ACTOR,
+        )
+        license_ = issued.license
+        token = issued.token
+        if expired:
+            now = datetime.now(UTC).replace(microsecond=0)
+            license_.issued_at = license_.not_before = now - timedelta(days=31)
+            license_.expires_at = now - timedelta(days=1)
+            session.flush()
+            token = license_service.sign_license(
+                license_, signing_key=signing_key, issuer=initialised.portal_url
+            )
+        if status == "suspended":
+            license_service.suspend_license(session, license_.id, reason="unpaid", actor=ACTOR)
+        elif status == "revoked":
+            license_service.revoke_license(
+                session,
+                license_.id,
+                reason="misuse",
+                repository=open_repository(initialised),
+                actor=ACTOR,
+            )
+        return Licensed(license=license_, token=token)
+
+    return factory
+
+
+@pytest.fixture
+def published_bundles(
+    session: Session, initialised: Settings, make_model_dir: Callable[..., Path]
+) -> dict[str, Bundle]:
+    """One bundle published on ``stable`` and a newer one on ``beta``, by channel."""
+    repository = open_repository(initialised)
+    return {
+        channel: bundle_service.publish_bundle(
+            session,
+            repository,
+            make_model_dir(),
+            version=version,
+            channel=Channel(channel),
+            actor=ACTOR,
+        )
+        for channel, version in (("stable", "2026.11.0"), ("beta", "2026.12.0"))
+    }
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
     from typer.testing import CliRunner, Result
 
+    from portal.licenses.models import License
+
 PASSPHRASE = "correct horse battery staple"  # noqa: S105 (test keys only)
 ACTOR = "test:operator"
 SESSION_SECRET = "test-session-secret-that-is-long-enough"  # noqa: S105
@@ -69,6 +71,19 @@ def savepoint(session: Session) -> Iterator[None]:
     finally:
         if nested.is_active:
             nested.rollback()
+
+
+@dataclass(frozen=True)
+class Licensed:
+    """A license and its token, as the organisation received it."""
+
+    license: License
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers of an engine request authenticated with this license."""
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 @dataclass

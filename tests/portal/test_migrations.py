@@ -33,6 +33,7 @@ PORTAL_TABLES = {
     "application_checklist",
     "application_notes",
     "information_requests",
+    "activations",
 }
 
 

@@ -31,6 +31,9 @@ PUBLIC_ADMIN_ROUTES = {("GET", "/admin/login"), ("POST", "/admin/login")}
 SAMPLE_PATH_VALUES = {
     "application_id": "1",
     "license_id": "00000000-0000-4000-8000-000000000000",
+    "activation_id": "00000000-0000-4000-8000-000000000001",
+    "filename": "timestamp.json",
+    "path": "licensing/" + "0" * 64 + ".keys.json",
     "token": "AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB",
 }
 
@@ -54,7 +57,11 @@ ROUTES = app_routes()
 
 
 def _concrete(path: str) -> str:
-    return re.sub(r"\{(\w+)\}", lambda match: SAMPLE_PATH_VALUES[match.group(1)], path)
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda match: SAMPLE_PATH_VALUES[match.group(1)], path)
+
+
+def _is_engine_api(path: str) -> bool:
+    return path.startswith(("/api/", "/tuf/"))
 
 
 def test_the_walk_finds_the_spec_routes() -> None:
@@ -75,6 +82,10 @@ def test_the_walk_finds_the_spec_routes() -> None:
         ("GET", "/admin/audit"),
         ("GET", "/licenses/download/{token}"),
         ("GET", "/healthz"),
+        ("GET", "/tuf/metadata/{filename}"),
+        ("GET", "/tuf/targets/{path:path}"),
+        ("POST", "/api/v1/activations"),
+        ("POST", "/api/v1/leases/renew"),
     ]:
         assert expected in ROUTES
 
@@ -98,7 +109,10 @@ def test_admin_routes_need_a_session(client: TestClient, method: str, path: str)
         assert response.headers["location"].startswith("/admin/login")
 
 
-@pytest.mark.parametrize(("method", "path"), [route for route in ROUTES if route[0] == "POST"])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [route for route in ROUTES if route[0] == "POST" and not _is_engine_api(route[1])],
+)
 def test_every_post_without_csrf_is_refused(
     admin_client: TestClient, method: str, path: str
 ) -> None:
@@ -106,6 +120,19 @@ def test_every_post_without_csrf_is_refused(
     response = admin_client.request(method, _concrete(path), data={"anything": "x"})
     assert response.status_code == 403
     assert "form has expired" in response.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [route for route in ROUTES if _is_engine_api(route[1])]
+)
+def test_every_engine_route_needs_a_license_even_from_a_signed_in_browser(
+    admin_client: TestClient, method: str, path: str
+) -> None:
+    # Exempt from CSRF (no cookie is ever read there), never from authentication.
+    response = admin_client.request(method, _concrete(path), json={"engine_id": "x"})
+    assert response.status_code == 401
+    assert response.json()["error"] == "missing_license"
+    assert response.headers["www-authenticate"].startswith("Bearer")
 
 
 def test_a_csrf_token_of_another_browser_is_refused(
@@ -214,7 +241,7 @@ def test_errors_are_json_under_healthz_and_api(client: TestClient) -> None:
     response = client.get("/api/v1/nothing-here")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/json"
-    assert response.json()["error"] == "Page not found"
+    assert response.json()["error"] == "not_found"
 
 
 def test_unexpected_errors_show_a_500_page_without_details(

@@ -1,0 +1,1 @@
+"""Engines: the activations (seats) of a license and the leases that prove them."""
