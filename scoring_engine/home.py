@@ -2,8 +2,14 @@
 
 Layout::
 
-    config.json               settings: threshold, portal_url, license_grace_days
+    config.json               settings: threshold, portal_url, license_grace_days,
+                              channel, update_interval_hours, portal_timeout_seconds
     clock.json                the clock high-water mark (latest time this engine observed)
+    engine.json               this engine's id (a UUID made once per home), for the portal
+    activation.json           the engine's activation at the portal: id, license, status,
+                              lease expiry, when it was activated and last renewed
+    updates.json              online updates: last successful check, last install, the
+                              newest version the portal offered, the last failure
     trust/
         root.json             the TUF root this engine trusts: the one given to ``init``,
                               replaced by newer roots only after they verified through
@@ -11,6 +17,10 @@ Layout::
         license.jwt           the license token
         license-keys.json     the signed ``licensing/keys.json`` target, as TUF verified it
         revocations.json      the signed ``licensing/revocations.json`` target, likewise
+        lease.jwt             the portal's lease for this engine's activation (signed JWS)
+        portal-denial.json    the portal refused the license (revoked or suspended): no
+                              scoring with that license until the portal accepts it again
+                              or another license is installed
         tuf/                  python-tuf's metadata cache (root history, timestamp, snapshot,
                               targets): kept between installs so metadata cannot roll back
     bundles/
@@ -20,7 +30,7 @@ Layout::
         previous.json         the same record of the bundle installed before it
         history.json          every install; the highest version in it is the rollback guard
     tmp/                      scratch space for installs (same file system: moves are renames)
-    .lock                     serialises ``init`` and ``install``
+    .lock                     serialises ``init``, ``install`` and ``update``
 
 Every state file is written atomically (temporary file, flush, rename), so a crash leaves
 the old or the new file, never half of one.
@@ -43,6 +53,10 @@ from platformdirs import user_data_dir
 from scoring_engine.errors import BadInputError
 
 ENV_HOME: Final = "VIGIL_ENGINE_HOME"
+
+# How often ``vigil-engine update --if-due`` checks the portal (config update_interval_hours).
+DEFAULT_UPDATE_INTERVAL: Final = timedelta(hours=24)
+_MAX_PORTAL_TIMEOUT: Final = 600.0
 
 # The grace period after a license's ``exp`` (docs/licensing.md). An organisation may
 # shorten it in config.json, never lengthen it: the config is local and writable, so a
@@ -121,6 +135,26 @@ class EngineHome:
         return self.trust_dir / "revocations.json"
 
     @property
+    def lease_file(self) -> Path:
+        return self.trust_dir / "lease.jwt"
+
+    @property
+    def denial_file(self) -> Path:
+        return self.trust_dir / "portal-denial.json"
+
+    @property
+    def engine_file(self) -> Path:
+        return self.path / "engine.json"
+
+    @property
+    def activation_file(self) -> Path:
+        return self.path / "activation.json"
+
+    @property
+    def updates_file(self) -> Path:
+        return self.path / "updates.json"
+
+    @property
     def tuf_cache(self) -> Path:
         return self.trust_dir / "tuf"
 
@@ -150,7 +184,7 @@ class EngineHome:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the home's exclusive lock (``init`` and ``install`` change several files)."""
+        """Hold the home's exclusive lock (``init``, ``install`` and ``update`` write files)."""
         self.path.mkdir(parents=True, exist_ok=True)
         with (self.path / ".lock").open("a") as handle:
             if fcntl is not None:
@@ -203,3 +237,37 @@ class EngineHome:
                 f"{self.config_file}: license_grace_days must be a number from 0 to {limit}"
             )
         return timedelta(days=value)
+
+    def configured_channel(self) -> str | None:
+        """The channel ``update`` follows, if the organisation chose one (``channel``)."""
+        value = self.config().get("channel")
+        if value is not None and (not isinstance(value, str) or not value):
+            raise BadInputError(f"{self.config_file}: channel must be a channel name")
+        return value
+
+    def update_interval(self) -> timedelta:
+        """How old the last check must be for ``update --if-due`` to check again."""
+        value = self.config().get("update_interval_hours")
+        if value is None:
+            return DEFAULT_UPDATE_INTERVAL
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 8760:
+            raise BadInputError(
+                f"{self.config_file}: update_interval_hours must be a number from 0 to 8760"
+            )
+        return timedelta(hours=value)
+
+    def portal_timeout(self) -> float | None:
+        """Connect and read timeout towards the portal, in seconds (None: the default)."""
+        value = self.config().get("portal_timeout_seconds")
+        if value is None:
+            return None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 < value <= _MAX_PORTAL_TIMEOUT
+        ):
+            raise BadInputError(
+                f"{self.config_file}: portal_timeout_seconds must be a number of seconds "
+                f"above 0 and at most {_MAX_PORTAL_TIMEOUT:.0f}"
+            )
+        return float(value)

@@ -17,6 +17,9 @@
    are recorded in ``bundles/current.json``; replacing that file switches atomically. The
    record it replaces becomes ``bundles/previous.json``; older directories are removed.
 
+Steps 3 to 6 are ``install_verified``; ``vigil-engine update`` (``scoring_engine.updates``)
+runs them on a bundle python-tuf downloaded from the portal, so both paths install alike.
+
 ``load_installed_model`` (before ``score`` and ``evaluate``) checks the clock, verifies the
 license again, checks its channels entitle the installed bundle, checks every installed
 file against the digests recorded at install (a file changed after install is refused),
@@ -29,14 +32,16 @@ detects installed files changed after install, not an attacker who can rewrite t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from tuf.api import exceptions as tuf_exceptions
 
@@ -54,8 +59,6 @@ from licensing.tokens import VerifiedLicense
 from scoring_engine import __version__, trust
 from scoring_engine.errors import VigilError
 from scoring_engine.home import EngineHome, atomic_write, json_bytes
-from scoring_engine.model.directory import load_model_dir
-from scoring_engine.model.scorer import GroomingModel
 from scoring_engine.trust import (
     LIMITS,
     BundleCheckError,
@@ -69,6 +72,10 @@ from scoring_engine.trust import (
     stored_trust_root,
     verify_stored_license,
 )
+
+if TYPE_CHECKING:
+    from licensing.export import VerifiedExport
+    from scoring_engine.model.scorer import GroomingModel
 
 RECORD_FORMAT: Final = 1
 INSTALLED_FILES: Final = (MANIFEST_NAME, MODEL_NAME, MODEL_CARD_NAME)
@@ -242,7 +249,7 @@ def _free_directory(bundles: Path, version: str) -> Path:
     return candidate
 
 
-def _remove_unreferenced(home: EngineHome) -> None:
+def remove_unreferenced(home: EngineHome) -> None:
     """Remove bundle directories that are neither current nor previous, and leftovers."""
     keep = set()
     for path in (home.current_record_file, home.previous_record_file):
@@ -303,9 +310,7 @@ def install_export(home: EngineHome, export_file: Path) -> InstallResult:
     with home.lock():
         root_bytes, _ = stored_trust_root(home)
         check_clock(home, now, advance=True)
-        home.scratch.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(dir=home.scratch, prefix="install-"))
-        try:
+        with scratch_directory(home) as workdir:
             try:
                 export = verify_exported_bundle(
                     export_file,
@@ -317,52 +322,75 @@ def install_export(home: EngineHome, export_file: Path) -> InstallResult:
                 )
             except LicensingError as error:
                 raise _refused_export(export_file, error) from None
-            store_verified_documents(home, export)
-            manifest = export.bundle.manifest
-            channel = export.custom.get("channel")
-            if not isinstance(channel, str):
-                raise BundleCheckError(f"signed target {export.target_path} names no channel")
+            result = install_verified(home, export, now, source=export_file.name)
+        remove_unreferenced(home)
+    return result
 
-            verified = verify_stored_license(home, now)
-            if verified.in_grace:
-                raise LicenseCheckError(
-                    f"license {verified.claims.jti} expired at "
-                    f"{isoformat_z(verified.claims.exp)}: no new bundle is installed after "
-                    f"expiry (scoring continues until {isoformat_z(verified.grace_ends)}); "
-                    "renew it, then run `vigil-engine init --license NEW_TOKEN_FILE`"
-                )
-            check_entitled(verified.claims, channel, manifest.label)
-            try:
-                check_engine_compatible(manifest, __version__)
-                check_not_rollback(manifest.version, highest_installed_version(home))
-            except LicensingError as error:
-                raise engine_error(error) from None
 
-            destination = _free_directory(home.bundles, manifest.version)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            export.bundle.directory.replace(destination)
-            files = {name: _digest(destination / name) for name in INSTALLED_FILES}
-            for name in (MODEL_NAME, MODEL_CARD_NAME):
-                listed = manifest.files[name]
-                if (files[name].length, files[name].sha256) != (listed.length, listed.sha256):
-                    raise BundleCheckError(f"{name} changed while {manifest.label} was installed")
-            record = InstallRecord(
-                directory=destination.name,
-                name=manifest.name,
-                version=manifest.version,
-                channel=channel,
-                target_path=export.target_path,
-                target_length=export.bundle.length,
-                target_hashes={"sha256": export.bundle.sha256},
-                files=files,
-                installed_at=now,
-                root_version=export.root_version,
-                source=export_file.name,
-            )
-            previous = _switch(home, record)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        _remove_unreferenced(home)
+@contextlib.contextmanager
+def scratch_directory(home: EngineHome) -> Iterator[Path]:
+    """A fresh directory in the home's scratch space (same file system), removed after."""
+    home.scratch.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(dir=home.scratch, prefix="install-"))
+    try:
+        yield workdir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def install_verified(
+    home: EngineHome, export: VerifiedExport, now: datetime, *, source: str
+) -> InstallResult:
+    """Steps 3 to 6 of the module docstring for a bundle TUF verified (from an export
+    file or from the portal); the caller holds the home's lock.
+
+    Raises:
+        LicenseCheckError: The license cannot install this bundle.
+        BundleCheckError: The bundle is refused (rollback, engine version, metadata).
+    """
+    store_verified_documents(home, export)
+    manifest = export.bundle.manifest
+    channel = export.custom.get("channel")
+    if not isinstance(channel, str):
+        raise BundleCheckError(f"signed target {export.target_path} names no channel")
+
+    verified = verify_stored_license(home, now)
+    if verified.in_grace:
+        raise LicenseCheckError(
+            f"license {verified.claims.jti} expired at "
+            f"{isoformat_z(verified.claims.exp)}: no new bundle is installed after "
+            f"expiry (scoring continues until {isoformat_z(verified.grace_ends)}); "
+            "renew it, then run `vigil-engine init --license NEW_TOKEN_FILE`"
+        )
+    check_entitled(verified.claims, channel, manifest.label)
+    try:
+        check_engine_compatible(manifest, __version__)
+        check_not_rollback(manifest.version, highest_installed_version(home))
+    except LicensingError as error:
+        raise engine_error(error) from None
+
+    destination = _free_directory(home.bundles, manifest.version)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    export.bundle.directory.replace(destination)
+    files = {name: _digest(destination / name) for name in INSTALLED_FILES}
+    for name in (MODEL_NAME, MODEL_CARD_NAME):
+        listed = manifest.files[name]
+        if (files[name].length, files[name].sha256) != (listed.length, listed.sha256):
+            raise BundleCheckError(f"{name} changed while {manifest.label} was installed")
+    record = InstallRecord(
+        directory=destination.name,
+        name=manifest.name,
+        version=manifest.version,
+        channel=channel,
+        target_path=export.target_path,
+        target_length=export.bundle.length,
+        target_hashes={"sha256": export.bundle.sha256},
+        files=files,
+        installed_at=now,
+        root_version=export.root_version,
+        source=source,
+    )
+    previous = _switch(home, record)
     return InstallResult(
         record=record, previous=previous, license=verified, warnings=license_warnings(verified)
     )
@@ -439,6 +467,10 @@ def load_installed_model(home: EngineHome) -> InstalledModel:
     verified = verify_stored_license(home, now)
     check_entitled(verified.claims, record.channel, record.label)
     directory = verify_installed_files(home, record)
+    # The model stack (scikit-learn, SciPy) loads only for commands that score: init,
+    # install, update and status start in a fraction of the time without it.
+    from scoring_engine.model.directory import load_model_dir  # noqa: PLC0415
+
     model, manifest = load_model_dir(directory)
     if (manifest.get("name"), manifest.get("version")) != (record.name, record.version):
         raise BundleCheckError(f"installed manifest does not describe {record.label}")

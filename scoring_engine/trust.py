@@ -21,6 +21,9 @@ root metadata and its license token. Everything else is derived from them:
 - Past ``exp`` a license scores for the grace period (config ``license_grace_days``, at most
   and by default 14 days) with a loud warning on every run; beyond it, it does not.
 - The license's ``channels`` must include the channel of the installed bundle.
+- A license the portal answered as revoked or suspended (``online_state``'s
+  ``trust/portal-denial.json``, written by ``update``) does not score; another license
+  clears the record at ``init``. The record can only refuse, never grant.
 
 Every failure becomes one ``VigilError`` with the SPEC §6 exit code: 3 for the license,
 4 for the trust root, bundles and update metadata.
@@ -64,6 +67,7 @@ from licensing.tokens import (
 )
 from scoring_engine.errors import BadInputError, ExitCode, ModelError, VigilError
 from scoring_engine.home import MAX_GRACE, EngineHome, atomic_write
+from scoring_engine.online_state import clear_denial, denial_for, read_denial
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -393,17 +397,62 @@ def store_verified_documents(home: EngineHome, export: VerifiedExport) -> None:
     Raises:
         BundleCheckError: A document is older than one already stored.
     """
+    store_verified(
+        home,
+        root_version=export.root_version,
+        root_bytes=export.root_bytes,
+        license_keys=export.license_keys,
+        revocations=export.revocations,
+    )
+
+
+def store_verified(
+    home: EngineHome,
+    *,
+    root_version: int,
+    root_bytes: bytes,
+    license_keys: LicenseKeySet,
+    revocations: RevocationList,
+) -> None:
+    """Keep a trust root, license keys and revocation list that TUF just verified
+    (from an export or from the portal).
+
+    Raises:
+        BundleCheckError: A document is older than one already stored.
+    """
     try:
-        export.license_keys.check_not_older_than(stored_license_keys(home))
-        export.revocations.check_not_older_than(stored_revocations(home))
+        license_keys.check_not_older_than(stored_license_keys(home))
+        revocations.check_not_older_than(stored_revocations(home))
     except LicensingError as error:
         raise engine_error(error) from None
     _, current_root = stored_trust_root(home)
-    if export.root_version > current_root.version:
-        atomic_write(home.trust_root_file, export.root_bytes)
-    atomic_write(home.license_keys_file, export.license_keys.to_bytes())
-    if export.revocations.version > 0:
-        atomic_write(home.revocations_file, export.revocations.to_bytes())
+    if root_version > current_root.version:
+        atomic_write(home.trust_root_file, root_bytes)
+    atomic_write(home.license_keys_file, license_keys.to_bytes())
+    if revocations.version > 0:
+        atomic_write(home.revocations_file, revocations.to_bytes())
+
+
+def check_not_denied(home: EngineHome, license_id: str) -> None:
+    """Refuse a license the portal answered as revoked or suspended (online updates).
+
+    Raises:
+        LicenseCheckError: The portal's refusal is recorded for this license.
+    """
+    denial = denial_for(home, license_id)
+    if denial is None:
+        return
+    if denial.revoked:
+        hint = (
+            "this engine does not score with it; install a new license with "
+            "`vigil-engine init --root ROOT.json --license NEW_TOKEN_FILE`"
+        )
+    else:
+        hint = (
+            "this engine does not score until the portal reinstates it and "
+            "`vigil-engine update` succeeds"
+        )
+    raise LicenseCheckError(f"{denial.describe()}: {hint}")
 
 
 def check_clock(home: EngineHome, now: datetime, *, advance: bool) -> None:
@@ -441,9 +490,12 @@ def verify_stored_license(home: EngineHome, now: datetime) -> VerifiedLicense:
     if keys is None:
         raise LicenseCheckError(
             "the license signature is not verified yet: install a bundle exported by the "
-            "portal first (`vigil-engine install BUNDLE_FILE`), it carries the license keys"
+            "portal first (`vigil-engine install BUNDLE_FILE`, or `vigil-engine update` "
+            "with a portal), it carries the license keys"
         )
-    return verify_license_token(token, home, keys, now)
+    verified = verify_license_token(token, home, keys, now)
+    check_not_denied(home, verified.claims.jti)
+    return verified
 
 
 def verify_license_token(
@@ -561,6 +613,12 @@ def initialise(
             atomic_write(home.trust_root_file, root_bytes)
         # The token is also the engine's credential towards the portal: owner-only.
         atomic_write(home.license_file, token.encode("ascii") + b"\n", mode=0o600)
+        # A portal's refusal concerns the license it refused: another license clears it.
+        denial = read_denial(home)
+        if denial is not None and denial.license_id != claims.jti:
+            clear_denial(home)
+        elif denial is not None:
+            warnings = (*warnings, f"{denial.describe()}: this engine does not score with it")
         if portal_url is not None:
             home.update_config(portal_url=portal_url)
         _, stored_root = stored_trust_root(home)
@@ -680,6 +738,10 @@ def describe_license(home: EngineHome, now: datetime) -> LicenseReport:
             status, reason = _state_without_keys(claims, now, grace, revoked)
         else:
             status, reason = _state_with_keys(token, keys, now, grace, revoked)
+        denial = denial_for(home, claims.jti)
+        if denial is not None and status in {"valid", "in_grace", "unverified"}:
+            status = "revoked" if denial.revoked else "suspended"
+            reason = denial.describe()
     return LicenseReport(
         status,
         reason,

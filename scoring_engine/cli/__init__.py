@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from scoring_engine.cli import scoring, setup
+from scoring_engine.cli import scoring, setup, updates
 from scoring_engine.cli.common import err_console
 from scoring_engine.errors import ExitCode
 
@@ -18,11 +18,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 setup.register(app)
+updates.register(app)
 scoring.register(app)
 
 # The commands print licensing warnings themselves (loudly, once); without this the
 # library's log records would reach stderr a second time through logging's last resort.
 logging.getLogger("licensing").addHandler(logging.NullHandler())
+# Likewise urllib3's retry notices: a portal that cannot be reached is one error line.
+logging.getLogger("urllib3").addHandler(logging.NullHandler())
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -29,12 +30,13 @@ MAX_REPORTED_ERRORS = 50
 
 def fail(message: str, code: ExitCode | int) -> NoReturn:
     """One clear line on stderr, then the SPEC §6 exit code."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    # Messages quote files, tokens and the portal's answers: never read them as markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(int(code))
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[bold yellow]warning:[/] {message}", soft_wrap=True)
+    err_console.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 class InputErrorPrinter:

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from scoring_engine.cli.common import check_inputs, fail, warn
-from scoring_engine.cli.reporting import run_evaluation, run_scoring
 from scoring_engine.errors import ExitCode, VigilError
 from scoring_engine.formats import FORMATS
 from scoring_engine.home import EngineHome
@@ -59,6 +58,9 @@ def score(
     """Score conversations: one JSON line per conversation, in input order."""
     check_inputs(inputs)
     installed, threshold = _ready(home, threshold)
+    # Imported here: the model stack loads only for the commands that score.
+    from scoring_engine.cli.reporting import run_scoring  # noqa: PLC0415
+
     run_scoring(
         installed.model,
         installed.bundle,
@@ -85,6 +87,8 @@ def evaluate(
     """Score labelled conversations and report how well the installed model does on them."""
     check_inputs(labeled)
     installed, threshold = _ready(home, threshold)
+    from scoring_engine.cli.reporting import run_evaluation  # noqa: PLC0415
+
     run_evaluation(
         installed.model,
         installed.bundle,

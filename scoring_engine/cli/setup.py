@@ -8,22 +8,29 @@ explains them for operators.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from scoring_engine import __version__, trust
+from licensing.bundles import parse_version
+from licensing.tokens import LicenseClaims
+from scoring_engine import __version__, online_state, trust
+from scoring_engine.activation import activate, unreachable_at_init
 from scoring_engine.cli.common import fail, warn
 from scoring_engine.cli.scoring import HomeOption
 from scoring_engine.errors import ExitCode, VigilError
 from scoring_engine.home import EngineHome
 from scoring_engine.installed import current_record, describe_installed, install_export
+from scoring_engine.remote import PortalTransport, RemoteSettings, is_private_channel
 from scoring_engine.trust import (
     LIMITS,
+    PortalUnreachableError,
     TrustRoot,
     check_entitled,
     describe_license,
@@ -32,6 +39,7 @@ from scoring_engine.trust import (
     read_license_token,
     stored_trust_root,
 )
+from scoring_engine.updates import update_due
 
 console = Console(soft_wrap=True)
 
@@ -78,7 +86,8 @@ def init(
     try:
         with root.open("rb") as handle:
             root_bytes = handle.read(LIMITS.max_metadata_bytes + 1)
-        done = initialise(engine_home, root_bytes, read_license_token(license_file), portal_url)
+        token = read_license_token(license_file)
+        done = initialise(engine_home, root_bytes, token, portal_url)
         installed = current_record(engine_home)
     except VigilError as error:
         fail(str(error), error.exit_code)
@@ -102,13 +111,49 @@ def init(
         )
     for message in done.warnings:
         warn(message)
+    if portal_url is not None:
+        _activate(engine_home, portal_url, token, claims)
     if installed is None:
-        print("Next: vigil-engine install BUNDLE_FILE")
+        print(
+            "Next: vigil-engine update"
+            if portal_url is not None
+            else "Next: vigil-engine install BUNDLE_FILE"
+        )
     else:
         try:
             check_entitled(claims, installed.channel, installed.label)
         except VigilError as error:
             warn(f"{error}: scoring will refuse until a bundle of a licensed channel is installed")
+
+
+def _activate(engine_home: EngineHome, portal_url: str, token: str, claims: LicenseClaims) -> None:
+    """``init --portal``: take this engine's seat; the offline-verified state stays stored
+    whatever the portal answers (``update`` activates later if the portal was down).
+    """
+    if not is_private_channel(portal_url):
+        warn(
+            f"{portal_url} is not https: the license token, this engine's credential, "
+            "travels in clear text"
+        )
+    try:
+        settings = RemoteSettings.with_timeout(engine_home.portal_timeout())
+        with PortalTransport(portal_url, token, settings) as transport, engine_home.lock():
+            seat = activate(engine_home, transport, claims, trust.clock())
+    except PortalUnreachableError as error:
+        fail(str(unreachable_at_init(error)), error.exit_code)
+    except VigilError as error:
+        fail(str(error), error.exit_code)
+    record = seat.record
+    until = isoformat_z(record.lease_expires_at) if record.lease_expires_at else "unknown"
+    verified = (
+        "verified"
+        if record.lease_verified
+        else "its signature is verified with the license keys at the first update"
+    )
+    print(
+        f"Activated this engine ({record.engine_id}) at {portal_url}: activation "
+        f"{record.activation_id}, lease until {until} ({verified})."
+    )
 
 
 def install(
@@ -153,6 +198,7 @@ def _status_payload(engine_home: EngineHome) -> dict[str, Any]:
         portal_url = engine_home.portal_url()
     except VigilError as error:
         portal_url = f"invalid config: {error}"
+    bundle = describe_installed(engine_home)
     return {
         "home": str(engine_home.path),
         "engine_version": __version__,
@@ -160,9 +206,66 @@ def _status_payload(engine_home: EngineHome) -> dict[str, Any]:
         "portal": portal_url,
         "trust_root": trust_root,
         "license": describe_license(engine_home, now).to_dict(),
-        "bundle": describe_installed(engine_home),
-        "last_update": None,
+        "bundle": bundle,
         "pending_reports": 0,
+        **_online_status(engine_home, now, bundle),
+    }
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return isoformat_z(moment) if moment is not None else None
+
+
+def _online_status(
+    engine_home: EngineHome, now: datetime, bundle: dict[str, Any] | None
+) -> dict[str, Any]:
+    """What the engine knows of the portal from its last contact (status goes not online)."""
+    activation = online_state.read_activation(engine_home)
+    updates = online_state.read_updates(engine_home)
+    available = updates.available
+    installed_version = bundle.get("version") if bundle and bundle.get("installed") else None
+    newer = False
+    if available is not None:
+        try:
+            newer = installed_version is None or parse_version(available.version) > parse_version(
+                installed_version
+            )
+        except ValueError:
+            newer = False
+    try:
+        due: bool | None = update_due(engine_home, now).due
+    except VigilError:
+        due = None
+    return {
+        "engine_id": online_state.engine_id(engine_home, now, create=False),
+        "activation": None
+        if activation is None
+        else {
+            "status": activation.status,
+            "portal": activation.portal,
+            "activation_id": activation.activation_id,
+            "license_id": activation.license_id,
+            "activated_at": _iso_or_none(activation.activated_at),
+            "renewed_at": _iso_or_none(activation.renewed_at),
+            "lease_expires_at": _iso_or_none(activation.lease_expires_at),
+            "lease_verified": activation.lease_verified,
+            "lease_expired": activation.lease_expires_at is not None
+            and activation.lease_expires_at <= now,
+            "detail": activation.detail,
+        },
+        "last_update": _iso_or_none(updates.last_update),
+        "last_check": _iso_or_none(updates.last_check),
+        "last_attempt": _iso_or_none(updates.last_attempt),
+        "last_error": updates.last_error,
+        "available": None
+        if available is None
+        else {
+            "label": available.label,
+            "version": available.version,
+            "channel": available.channel,
+            "newer_than_installed": newer,
+        },
+        "update_due": due,
     }
 
 
@@ -211,9 +314,50 @@ def _print_status(payload: dict[str, Any]) -> None:
         table.add_row("  installed at", bundle["installed_at"])
         table.add_row("  integrity", shown)
         table.add_row("  previous", bundle["previous_version"] or "none")
-    table.add_row("Last update", payload["last_update"] or "never")
+    _print_online(table, payload)
     table.add_row("Pending reports", str(payload["pending_reports"]))
     console.print(table)
+
+
+def _activation_text(activation: dict[str, Any] | None, portal: str | None) -> str | None:
+    if activation is None:
+        return None if portal is None else "none (vigil-engine update activates this engine)"
+    state = activation["status"]
+    if state != online_state.ACTIVE:
+        style = "yellow" if state == online_state.PENDING else "bold red"
+        return f"[{style}]{state.upper()}[/] ({escape(activation['detail'] or '')})"
+    lease = activation["lease_expires_at"] or "unknown"
+    verified = "verified" if activation["lease_verified"] else "not verified yet"
+    expired = " [bold red]EXPIRED[/]" if activation["lease_expired"] else ""
+    return (
+        f"[green]active[/] (activation {activation['activation_id']}), lease until "
+        f"{lease}{expired} ({verified})"
+    )
+
+
+def _print_online(table: Table, payload: dict[str, Any]) -> None:
+    if payload["engine_id"]:
+        table.add_row("Engine id", payload["engine_id"])
+    activation = _activation_text(payload["activation"], payload["portal"])
+    if activation is not None:
+        table.add_row("Activation", activation)
+    table.add_row("Last update", payload["last_update"] or "never")
+    check = payload["last_check"] or "never"
+    if payload["last_error"]:
+        check += (
+            f" ([bold red]failed at {payload['last_attempt']}:[/] {escape(payload['last_error'])})"
+        )
+    table.add_row("Last check", check)
+    available = payload["available"]
+    if available is not None:
+        if available["newer_than_installed"]:
+            shown = (
+                f"[bold]{available['label']}[/] (channel {available['channel']}): newer than "
+                "the installed bundle; run `vigil-engine update`"
+            )
+        else:
+            shown = f"{available['label']} (channel {available['channel']})"
+        table.add_row("Available", shown)
 
 
 def status(

@@ -16,8 +16,10 @@ from scoring_engine.model.features import N_HASH_FEATURES, featurize
 from scoring_engine.model.scorer import GroomingModel
 from tests.factories import corpus, write_jsonl
 from tests.scoring_engine.licensed import FakePortal, write_model
+from tests.scoring_engine.portal_server import PortalServer, running
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from click.testing import Result
@@ -85,3 +87,15 @@ def installed(engine: Engine, portal: FakePortal) -> Engine:
     result = engine("install", portal.export("2026.11.0"))
     assert result.exit_code == 0, result.stderr
     return engine
+
+
+@pytest.fixture
+def portal_server(portal: FakePortal) -> Iterator[PortalServer]:
+    """The portal's engine routes over HTTP on 127.0.0.1, serving ``portal``'s repository."""
+    yield from running(portal)
+
+
+@pytest.fixture
+def portal_url(portal_server: PortalServer) -> str:
+    """Where engines reach the portal (swap for a ``vigil-portal serve`` URL end to end)."""
+    return portal_server.base_url

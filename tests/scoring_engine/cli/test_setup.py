@@ -14,17 +14,7 @@ def _status(engine):
 
 
 def test_init_install_then_score_works(engine, portal, conversations_file):
-    init = assert_ok(
-        engine(
-            "init",
-            "--root",
-            portal.root_file(),
-            "--license",
-            portal.issue(),
-            "--portal",
-            "https://portal.example/",
-        )
-    )
+    init = assert_ok(engine("init", "--root", portal.root_file(), "--license", portal.issue()))
     assert "License lic-0001 for Example Chat Ltd (org-42)" in init.stdout
     assert "signature will be verified when the first bundle is installed" in init.stdout
     assert "Next: vigil-engine install BUNDLE_FILE" in init.stdout
@@ -42,9 +32,6 @@ def test_init_install_then_score_works(engine, portal, conversations_file):
     assert all(0.0 <= line["score"] <= 1.0 for line in lines)
     assert "6 conversations read, 6 scored" in score.stderr
     assert "warning" not in score.stderr
-
-    config = json.loads((engine.home / "config.json").read_text())
-    assert config["portal_url"] == "https://portal.example"
 
 
 def test_evaluate_runs_on_the_installed_bundle(installed, conversations_file):

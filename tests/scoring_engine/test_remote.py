@@ -1,0 +1,64 @@
+"""``scoring_engine.remote``: what is sent to the portal and how its answers are bounded."""
+
+from __future__ import annotations
+
+import pytest
+
+from scoring_engine.remote import (
+    PortalFetcher,
+    PortalResponseError,
+    PortalTransport,
+    RemoteSettings,
+    ResponseTooLargeError,
+    _proxy_for,
+    is_private_channel,
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "private"),
+    [
+        ("https://portal.example", True),
+        ("http://127.0.0.1:8000", True),
+        ("http://localhost:8000", True),
+        ("http://[::1]:8000", True),
+        ("http://portal.example", False),
+    ],
+)
+def test_the_license_travels_in_clear_only_to_this_machine(url, private):
+    assert is_private_channel(url) is private
+
+
+def test_proxies_come_from_the_environment_but_never_for_loopback(monkeypatch):
+    monkeypatch.setenv("https_proxy", "http://proxy.corp:3128")
+    monkeypatch.setenv("no_proxy", "internal.corp,.lan")
+    assert _proxy_for("https", "portal.example") == "http://proxy.corp:3128"
+    assert _proxy_for("https", "portal.internal.corp") is None
+    assert _proxy_for("https", "vigil.lan") is None
+    assert _proxy_for("https", "127.0.0.1") is None
+
+
+def test_every_request_carries_the_license_and_asks_for_plain_bytes(portal_server):
+    seen = {}
+
+    def remember(handler):
+        seen.update(handler.headers)
+
+    portal_server.on_request = remember
+    transport = PortalTransport(portal_server.base_url, "TOKEN", RemoteSettings())
+    with transport:
+        fetcher = PortalFetcher(transport)
+        with pytest.raises(PortalResponseError) as refused:
+            fetcher.download_bytes(fetcher.metadata_base_url + "1.root.json", 1024)
+    assert (refused.value.status_code, refused.value.code) == (401, "invalid_license")
+    assert seen["Authorization"] == "Bearer TOKEN"
+    assert seen["Accept-Encoding"] == "identity"
+    assert seen["User-Agent"].startswith("vigil-engine/")
+
+
+def test_a_body_announced_larger_than_allowed_is_not_read(portal_server, portal):
+    token = portal.issue().read_text().strip()
+    with PortalTransport(portal_server.base_url, token) as transport:
+        fetcher = PortalFetcher(transport)
+        with pytest.raises(ResponseTooLargeError, match="announced as"):
+            fetcher.download_bytes(fetcher.metadata_base_url + "1.root.json", 10)
