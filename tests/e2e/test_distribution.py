@@ -145,6 +145,16 @@ def test_engines_update_seats_refusals_and_revocation_on_loopback(world):
     status = op.engine("a", "status", "--json").stdout
     assert "2026.11.1" in status
 
+    # Every signing key rotates, root last (signed by old and new root keys): the engine
+    # follows the new metadata, still trusts the license signed by the old license key,
+    # and updates to the next version.
+    for role in ("timestamp", "snapshot", "targets", "license", "root"):
+        op.portal("keys", "rotate", role)
+    op.portal("bundles", "publish", str(REFERENCE), "--version", "2026.11.2", "--channel", "stable")
+    third = op.engine("a", "update")
+    assert "2026.11.2" in third.stdout + third.stderr
+    op.engine("a", "score", str(DEMO), "--out", str(tmp / "scores.jsonl"))
+
     # Anonymous and bogus-bearer requests are refused.
     timestamp = f"{url}/tuf/metadata/timestamp.json"
     assert _status(timestamp, {}) == 401
