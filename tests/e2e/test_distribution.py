@@ -166,3 +166,65 @@ def test_engines_update_seats_refusals_and_revocation_on_loopback(world):
     assert "revoked" in stopped.stderr.lower()
     refused_score = op.engine("a", "score", str(DEMO), expect=3)
     assert "revoked" in refused_score.stderr.lower()
+
+
+def _replace_with(path: Path, content: bytes) -> None:
+    """Replace a served file the way an attacker with disk access would: a new file."""
+    temporary = path.with_name(path.name + ".swap")
+    temporary.write_bytes(content)
+    temporary.replace(path)
+
+
+def test_tampered_target_and_rolled_back_metadata_from_the_running_portal_are_refused(world):
+    op, url, _ = world
+    tmp = op.tmp
+    op.portal(
+        "licenses",
+        "issue",
+        "--org",
+        "Second Loopback Chat",
+        "--days",
+        "30",
+        "--channel",
+        "stable",
+        "--max-engines",
+        "1",
+        "--out",
+        str(tmp / "second.license"),
+    )
+    op.engine(
+        "c",
+        "init",
+        "--root",
+        str(tmp / "root.json"),
+        "--license",
+        str(tmp / "second.license"),
+        "--portal",
+        url,
+    )
+    op.engine("c", "update")
+    repository = tmp / "portal" / "repository"
+
+    # A bundle whose bytes were changed on the portal's disk after it was signed.
+    op.portal("bundles", "publish", str(REFERENCE), "--version", "2026.12.0", "--channel", "stable")
+    (target,) = (repository / "targets").rglob("*.reference-2026.12.0.tar")
+    original = target.read_bytes()
+    tampered = bytearray(original)
+    tampered[len(tampered) // 2] ^= 0xFF
+    _replace_with(target, bytes(tampered))
+    refused = op.engine("c", "update", expect=4)
+    assert refused.stderr.strip()
+    _replace_with(target, original)
+    op.engine("c", "update")
+
+    # Metadata rolled back to an older signed timestamp.
+    timestamp = repository / "metadata" / "timestamp.json"
+    older = timestamp.read_bytes()
+    op.portal("bundles", "publish", str(REFERENCE), "--version", "2026.12.1", "--channel", "stable")
+    newer = timestamp.read_bytes()
+    op.engine("c", "update")
+    _replace_with(timestamp, older)
+    rolled_back = op.engine("c", "update", expect=4)
+    assert rolled_back.stderr.strip()
+    _replace_with(timestamp, newer)
+    op.engine("c", "score", str(DEMO), "--out", str(tmp / "c-scores.jsonl"))
