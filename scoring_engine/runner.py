@@ -27,7 +27,6 @@ class RunSummary:
     flagged: int = 0
     rejected: int = 0
     messages: int = 0
-    unlabelled: int = 0
     seconds: float = 0.0
     stats: ReadStats = field(default_factory=ReadStats)
 
