@@ -41,18 +41,17 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
-from licensing._util import canonical_json, isoformat_z, require_aware, strict_json_loads, utc_now
+from licensing._util import canonical_json, isoformat_z, require_aware, utc_now
 from licensing.config import DEFAULT_CONFIG, LicensingConfig
 from licensing.exceptions import LicenseError, SigningKeyError
 from licensing.keys import key_id
 from licensing.tokens import (
-    _ALLOWED_HEADER_MEMBERS,
-    ACCEPTED_ALGORITHMS,
     SIGNING_ALGORITHM,
     _from_numeric_date,
     _LicenseRegistry,
     _string_claim,
     _to_numeric_date,
+    verify_signed_document,
 )
 
 if TYPE_CHECKING:
@@ -184,41 +183,15 @@ def issue_lease(claims: LeaseClaims, signing_key: Ed25519PrivateKey) -> str:
 def _decode_and_check_signature(
     token: str, trusted_keys: Mapping[str, Ed25519PublicKey], config: LicensingConfig
 ) -> tuple[LeaseClaims, str, str]:
-    registry = _LicenseRegistry(config)
-    try:
-        compact = jws.extract_compact(token.encode("ascii"), registry=registry)
-    except (JoseError, ValueError, UnicodeError):
-        raise InvalidLeaseError("lease is not a compact JWS") from None
-
-    header = compact.headers()
-    algorithm = header.get("alg")
-    if algorithm not in ACCEPTED_ALGORITHMS:
-        raise InvalidLeaseError(f"lease algorithm {algorithm!r} is not accepted")
-    unexpected = set(header) - _ALLOWED_HEADER_MEMBERS
-    if unexpected:
-        raise InvalidLeaseError(f"unexpected header members: {sorted(unexpected)}")
-    if header.get("typ") != LEASE_TYPE:
-        raise InvalidLeaseError(f"lease 'typ' must be {LEASE_TYPE!r}")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or kid not in trusted_keys:
-        raise InvalidLeaseError("lease is signed by an unknown key")
-
-    try:
-        valid = jws.validate_compact(
-            compact, OKPKey.import_key(trusted_keys[kid]), registry=registry
-        )
-    except (JoseError, LicenseError):
-        valid = False
-    if not valid:
-        raise InvalidLeaseError("lease signature is invalid")
-
-    try:
-        payload = strict_json_loads(compact.payload)
-    except (ValueError, UnicodeError):
-        raise InvalidLeaseError("lease claims are not a JSON object") from None
-    if not isinstance(payload, dict):
-        raise InvalidLeaseError("lease claims are not a JSON object")
-    return LeaseClaims.from_dict(payload), kid, str(algorithm)
+    payload, kid, algorithm = verify_signed_document(
+        token,
+        trusted_keys,
+        _LicenseRegistry(config),
+        typ=LEASE_TYPE,
+        noun="lease",
+        error=InvalidLeaseError,
+    )
+    return LeaseClaims.from_dict(payload), kid, algorithm
 
 
 def verify_lease(

@@ -293,44 +293,71 @@ def issue_license(
     )
 
 
-def _decode_and_check_signature(
+def verify_signed_document(
     token: str,
     trusted_keys: Mapping[str, Ed25519PublicKey],
     registry: _LicenseRegistry,
-) -> tuple[LicenseClaims, str, str]:
+    *,
+    typ: str,
+    noun: str,
+    error: type[LicenseError],
+    jws_noun: str | None = None,
+) -> tuple[dict[str, Any], str, str]:
+    """Header, key and signature checks shared by license tokens and leases.
+
+    Returns the claims object, the key id and the algorithm; every refusal is ``error``
+    with a message naming ``noun`` (``jws_noun`` for a token that is not a JWS at all).
+    """
     try:
         compact = jws.extract_compact(token.encode("ascii"), registry=registry)
     except (JoseError, ValueError, UnicodeError):
-        raise InvalidLicenseError("license token is not a compact JWS") from None
+        raise error(f"{jws_noun or noun} is not a compact JWS") from None
 
     header = compact.headers()
     algorithm = header.get("alg")
     if algorithm not in ACCEPTED_ALGORITHMS:
-        raise InvalidLicenseError(f"license algorithm {algorithm!r} is not accepted")
+        raise error(f"{noun} algorithm {algorithm!r} is not accepted")
     unexpected = set(header) - _ALLOWED_HEADER_MEMBERS
     if unexpected:
-        raise InvalidLicenseError(f"unexpected header members: {sorted(unexpected)}")
-    if header.get("typ") != LICENSE_TYPE:
-        raise InvalidLicenseError(f"license 'typ' must be {LICENSE_TYPE!r}")
+        raise error(f"unexpected header members: {sorted(unexpected)}")
+    if header.get("typ") != typ:
+        raise error(f"{noun} 'typ' must be {typ!r}")
     kid = header.get("kid")
     if not isinstance(kid, str) or kid not in trusted_keys:
-        raise InvalidLicenseError("license is signed by an unknown key")
+        raise error(f"{noun} is signed by an unknown key")
 
     try:
         valid = jws.validate_compact(
             compact, OKPKey.import_key(trusted_keys[kid]), registry=registry
         )
-    except JoseError:
+    except (JoseError, LicenseError):
         valid = False
     if not valid:
-        raise InvalidLicenseError("license signature is invalid")
+        raise error(f"{noun} signature is invalid")
 
     try:
         payload = strict_json_loads(compact.payload)
     except (ValueError, UnicodeError):
-        raise InvalidLicenseError("license claims are not a JSON object") from None
+        raise error(f"{noun} claims are not a JSON object") from None
     if not isinstance(payload, dict):
-        raise InvalidLicenseError("license claims are not a JSON object")
+        raise error(f"{noun} claims are not a JSON object")
+    return payload, kid, str(algorithm)
+
+
+def _decode_and_check_signature(
+    token: str,
+    trusted_keys: Mapping[str, Ed25519PublicKey],
+    registry: _LicenseRegistry,
+) -> tuple[LicenseClaims, str, str]:
+    payload, kid, algorithm = verify_signed_document(
+        token,
+        trusted_keys,
+        registry,
+        typ=LICENSE_TYPE,
+        noun="license",
+        jws_noun="license token",
+        error=InvalidLicenseError,
+    )
     return LicenseClaims.from_dict(payload), kid, algorithm
 
 
