@@ -1,0 +1,87 @@
+"""The feedback vector encoding (SPEC §8: non-reversible features) and the local database."""
+
+from __future__ import annotations
+
+import base64
+import stat
+import zlib
+
+import numpy as np
+import pytest
+
+from scoring_engine.conversation import Conversation, Message
+from scoring_engine.home import EngineHome
+from scoring_engine.localdb import connect, database_path
+from scoring_engine.model.features import featurize
+from scoring_engine.model.vectors import FEATURE_DIM, FeatureVector, VectorFormatError
+
+
+def _conversation() -> Conversation:
+    lines = ["hi how was school", "fine, you?", "good. are your parents home", "no"]
+    return Conversation(
+        id="v1",
+        messages=tuple(Message(author=f"u{i % 2}", text=t) for i, t in enumerate(lines)),
+    )
+
+
+def test_vector_round_trips_the_classifier_input_without_text():
+    row = featurize([_conversation()]).features()[0]
+    document = FeatureVector.from_row(row).to_dict()
+    assert document["dim"] == FEATURE_DIM
+    assert "school" not in str(document)
+    decoded = FeatureVector.from_dict(document).to_row()
+    assert np.abs((decoded - row).toarray()).max() < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"encoding": "pickle"}, "features.encoding"),
+        ({"nnz": -1}, "features.nnz"),
+        ({"dim": 0}, "features.dim"),
+        ({"data": "not base64!"}, "features.data"),
+        ({"nnz": 3}, "features.data"),
+    ],
+)
+def test_malformed_vectors_name_the_field(change, field):
+    document = FeatureVector.from_row(featurize([_conversation()]).features()[0]).to_dict()
+    with pytest.raises(VectorFormatError, match=field.replace(".", r"\.")):
+        FeatureVector.from_dict({**document, **change})
+
+
+def test_a_compressed_bomb_is_refused_at_the_declared_size():
+    bomb = base64.b64encode(zlib.compress(b"\0" * 10_000_000)).decode()
+    document = {"version": 2, "dim": FEATURE_DIM, "nnz": 4, "encoding": "zlib+le-int32-float32"}
+    with pytest.raises(VectorFormatError, match="length"):
+        FeatureVector.from_dict({**document, "data": bomb})
+
+
+def test_out_of_range_indices_are_refused():
+    raw = np.array([5, FEATURE_DIM], dtype="<i4").tobytes() + np.ones(2, "<f4").tobytes()
+    document = {
+        "version": 2,
+        "dim": FEATURE_DIM,
+        "nnz": 2,
+        "encoding": "zlib+le-int32-float32",
+        "data": base64.b64encode(zlib.compress(raw)).decode(),
+    }
+    with pytest.raises(VectorFormatError, match="indices"):
+        FeatureVector.from_dict(document)
+
+
+def test_local_database_is_private_and_rolls_back_on_error(tmp_path):
+    home = EngineHome(tmp_path / "engine")
+
+    def insert_then_fail() -> None:
+        with connect(home) as connection:
+            connection.execute(
+                "INSERT INTO outbox (batch_id, kind, created_at, payload, records) "
+                "VALUES ('b', 'usage', 'now', '{}', 0)"
+            )
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        insert_then_fail()
+    with connect(home) as connection:
+        assert connection.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+    assert stat.S_IMODE(database_path(home).stat().st_mode) == 0o600
