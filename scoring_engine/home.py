@@ -3,7 +3,8 @@
 Layout::
 
     config.json               settings: threshold, portal_url, license_grace_days,
-                              channel, update_interval_hours, portal_timeout_seconds
+                              channel, update_interval_hours, portal_timeout_seconds,
+                              review_retention_days
     clock.json                the clock high-water mark (latest time this engine observed)
     engine.json               this engine's id (a UUID made once per home), for the portal
     activation.json           the engine's activation at the portal: id, license, status,
@@ -57,6 +58,10 @@ ENV_HOME: Final = "VIGIL_ENGINE_HOME"
 # How often ``vigil-engine update --if-due`` checks the portal (config update_interval_hours).
 DEFAULT_UPDATE_INTERVAL: Final = timedelta(hours=24)
 _MAX_PORTAL_TIMEOUT: Final = 600.0
+
+# How long the text of a reviewed conversation stays in the local queue (docs/feedback.md).
+DEFAULT_REVIEW_RETENTION: Final = timedelta(days=90)
+_MAX_REVIEW_RETENTION_DAYS: Final = 36500
 
 # The grace period after a license's ``exp`` (docs/licensing.md). An organisation may
 # shorten it in config.json, never lengthen it: the config is local and writable, so a
@@ -271,3 +276,15 @@ class EngineHome:
                 f"above 0 and at most {_MAX_PORTAL_TIMEOUT:.0f}"
             )
         return float(value)
+
+    def review_retention(self) -> timedelta:
+        """How long reviewed conversations keep their text (``review_retention_days``)."""
+        value = self.config().get("review_retention_days")
+        if value is None:
+            return DEFAULT_REVIEW_RETENTION
+        limit = _MAX_REVIEW_RETENTION_DAYS
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= limit:
+            raise BadInputError(
+                f"{self.config_file}: review_retention_days must be a number from 0 to {limit}"
+            )
+        return timedelta(days=value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +59,11 @@ class ScoringRun:
     bundle: str | None = None
     on_error: Callable[[RecordError], None] | None = None
     on_progress: Callable[[int, int], None] | None = None  # (conversations, messages) read
+    # Called with each conversation and its score, in input order (the review queue).
+    on_scored: Callable[[Conversation, ConversationScore], None] | None = None
     summary: RunSummary = field(default_factory=RunSummary)
+    # Conversations read but not yet scored: at most one model batch, so memory stays flat.
+    _pending: deque[Conversation] = field(default_factory=deque, init=False, repr=False)
 
     def scores(self) -> Iterator[ConversationScore]:
         started = time.perf_counter()
@@ -72,6 +77,8 @@ class ScoringRun:
             ):
                 self.summary.scored += 1
                 self.summary.flagged += int(result.flagged)
+                if self.on_scored is not None:
+                    self.on_scored(self._pending.popleft(), result)
                 yield result
         finally:
             self.summary.read = stats.read
@@ -81,6 +88,8 @@ class ScoringRun:
     def _counted(self, conversations: Iterable[Conversation]) -> Iterator[Conversation]:
         for conversation in conversations:
             self.summary.messages += len(conversation.messages)
+            if self.on_scored is not None:
+                self._pending.append(conversation)
             if self.on_progress is not None and self.summary.stats.read % 256 == 0:
                 self.on_progress(self.summary.stats.read, self.summary.messages)
             yield conversation

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import IO
@@ -12,10 +13,11 @@ from typing import IO
 from rich.console import Console
 
 from scoring_engine.cli.common import InputErrorPrinter, err_console, fail, progress_counter
+from scoring_engine.conversation import Conversation
 from scoring_engine.errors import ExitCode
 from scoring_engine.evaluation import EvaluationAccumulator, format_report, plot_report
 from scoring_engine.formats import InputFormatError
-from scoring_engine.model.scorer import GroomingModel
+from scoring_engine.model.scorer import ConversationScore, GroomingModel
 from scoring_engine.runner import RunSummary, ScoringRun, write_scores
 
 console = Console()
@@ -61,9 +63,15 @@ def run_scoring(
     threshold: float | None,
     out: Path | None,
     only_flagged: bool,
+    on_scored: Callable[[Conversation, ConversationScore], None] | None = None,
 ) -> RunSummary:
-    """Score inputs to ``out`` (stdout when None); the summary goes to stderr."""
+    """Score inputs to ``out`` (stdout when None); the summary goes to stderr.
+
+    ``on_scored`` sees every conversation with its score as it is written (usage counts,
+    the review queue).
+    """
     run = _scoring_run(model, bundle, inputs, fmt=fmt, strict=strict, threshold=threshold)
+    run.on_scored = on_scored
     sink = out.open("w", encoding="utf-8") if out is not None else nullcontext(sys.stdout)
     try:
         with sink as handle, progress_counter("scoring") as update:

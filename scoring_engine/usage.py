@@ -1,0 +1,97 @@
+"""Local usage counts (SPEC §8): the ``usage_days`` table of the local database.
+
+Per UTC day and bundle: conversations scored and flagged, a histogram of their scores in
+``HISTOGRAM_BINS`` equal bins over [0, 1], conversations reviewed and the count of each
+verdict. Nothing else: no text, no conversation or user ids. Rows hold counts not yet moved
+into the outbox (``scoring_engine.outbox``), which sends them as increments.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from scoring_engine.evaluation.metrics import HISTOGRAM_BINS
+from scoring_engine.review import Verdict
+
+
+class Scored(Protocol):
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def flagged(self) -> bool: ...
+
+
+def histogram_bin(score: float) -> int:
+    return min(max(int(score * HISTOGRAM_BINS), 0), HISTOGRAM_BINS - 1)
+
+
+@dataclass
+class ScoreTally:
+    """Counts of one run, kept in memory (constant size) until they are recorded."""
+
+    scored: int = 0
+    flagged: int = 0
+    histogram: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_BINS)
+
+    def add(self, score: float, *, flagged: bool) -> None:
+        self.scored += 1
+        self.flagged += int(flagged)
+        self.histogram[histogram_bin(score)] += 1
+
+    @classmethod
+    def of(cls, scores: Iterable[Scored]) -> ScoreTally:
+        tally = cls()
+        for result in scores:
+            tally.add(result.score, flagged=result.flagged)
+        return tally
+
+
+def _row(connection: sqlite3.Connection, day: str, bundle: str) -> list[int]:
+    """The day's histogram, creating the (day, bundle) row if it is new."""
+    connection.execute(
+        "INSERT INTO usage_days (day, bundle, histogram) VALUES (?, ?, ?)"
+        " ON CONFLICT (day, bundle) DO NOTHING",
+        (day, bundle, json.dumps([0] * HISTOGRAM_BINS)),
+    )
+    row = connection.execute(
+        "SELECT histogram FROM usage_days WHERE day = ? AND bundle = ?", (day, bundle)
+    ).fetchone()
+    histogram = json.loads(row["histogram"])
+    if not isinstance(histogram, list) or len(histogram) != HISTOGRAM_BINS:
+        histogram = [0] * HISTOGRAM_BINS  # pragma: no cover - only a hand-edited database
+    return [int(count) for count in histogram]
+
+
+def record_tally(connection: sqlite3.Connection, day: str, bundle: str, tally: ScoreTally) -> None:
+    """Add a run's counts to the (day, bundle) row (inside the caller's transaction)."""
+    if tally.scored == 0:
+        return
+    histogram = [a + b for a, b in zip(_row(connection, day, bundle), tally.histogram, strict=True)]
+    connection.execute(
+        "UPDATE usage_days SET scored = scored + ?, flagged = flagged + ?, histogram = ?"
+        " WHERE day = ? AND bundle = ?",
+        (tally.scored, tally.flagged, json.dumps(histogram), day, bundle),
+    )
+
+
+def record_scores(
+    connection: sqlite3.Connection, day: str, bundle: str, scores: Iterable[Scored]
+) -> None:
+    """Count scored conversations: scored, flagged and the score histogram."""
+    record_tally(connection, day, bundle, ScoreTally.of(scores))
+
+
+def record_verdict(connection: sqlite3.Connection, day: str, bundle: str, verdict: str) -> None:
+    """Count one review and its verdict (only an item's first verdict is counted)."""
+    column = Verdict(verdict).value  # a fixed column name, never the caller's text
+    _row(connection, day, bundle)
+    connection.execute(
+        f"UPDATE usage_days SET reviewed = reviewed + 1, {column} = {column} + 1"  # noqa: S608
+        " WHERE day = ? AND bundle = ?",
+        (day, bundle),
+    )
