@@ -16,9 +16,11 @@ from portal.bundles.models import Bundle
 from portal.db_base import Base
 from portal.engines.models import Activation
 from portal.events.models import Event
+from portal.feedback.models import Feedback
 from portal.licenses.models import License
 from portal.magic_links.models import MagicLink
 from portal.organisations.models import Organisation
+from portal.usage.models import ReportBatch, UsageDay
 
 metadata = Base.metadata
 
@@ -32,9 +34,12 @@ __all__ = [
     "Bundle",
     "ChecklistEntry",
     "Event",
+    "Feedback",
     "InformationRequest",
     "License",
     "MagicLink",
     "Organisation",
+    "ReportBatch",
+    "UsageDay",
     "metadata",
 ]

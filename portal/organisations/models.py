@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import Boolean, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db_base import Base, utc_now
@@ -19,6 +19,12 @@ class Organisation(Base):
     )
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    text_sharing_enabled: Mapped[bool] = mapped_column(
+        Boolean,
+        default=False,
+        server_default=false(),
+        comment="Whether its engines may send message text with feedback (off by default).",
+    )
 
     def __repr__(self) -> str:
         return f"<Organisation {self.name!r}>"

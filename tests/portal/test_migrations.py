@@ -34,6 +34,9 @@ PORTAL_TABLES = {
     "application_notes",
     "information_requests",
     "activations",
+    "report_batches",
+    "usage_days",
+    "feedback",
 }
 
 

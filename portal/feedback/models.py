@@ -1,0 +1,59 @@
+"""The ``feedback`` table: one row per reviewed conversation an engine reported.
+
+- ``feedback_id`` is the engine's random review item id, never a conversation
+  or user id; the same id sent again from the same license replaces the
+  verdict (a moderator corrected it).
+- ``vector`` is the model's hashed feature vector (``FeatureVector.to_bytes``):
+  non-reversible, enough to retrain on.
+- ``shared_text`` is null unless the organisation enabled text sharing and the
+  moderator confirmed sharing for that conversation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.db_base import Base, JSONDocument, utc_now
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+    __table_args__ = (
+        Index("ix_feedback_organisation_bundle", "organisation_id", "bundle"),
+        {"comment": "Moderators' verdicts on flagged conversations, with hashed features."},
+    )
+
+    feedback_id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, comment="The engine's random review item id."
+    )
+    license_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("licenses.id", ondelete="RESTRICT"), index=True
+    )
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT")
+    )
+    engine_id: Mapped[uuid.UUID]
+    batch_id: Mapped[uuid.UUID] = mapped_column(comment="The batch that last set this row.")
+    bundle: Mapped[str] = mapped_column(String(128))
+    score: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    characteristics: Mapped[dict[str, float]] = mapped_column(JSONDocument)
+    verdict: Mapped[str] = mapped_column(String(32))
+    reviewed_at: Mapped[datetime]
+    vector_version: Mapped[int] = mapped_column(Integer)
+    vector_dim: Mapped[int] = mapped_column(Integer)
+    vector_nnz: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="zlib of little-endian int32 indices then float32 values."
+    )
+    shared_text: Mapped[dict[str, Any] | None] = mapped_column(
+        JSONDocument,
+        comment="Only when the organisation enabled sharing and the moderator confirmed.",
+    )
+    received_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
