@@ -4,7 +4,9 @@ Layout::
 
     config.json               settings: threshold, portal_url, license_grace_days,
                               channel, update_interval_hours, portal_timeout_seconds,
-                              review_retention_days
+                              review_retention_days, moderator
+    local.sqlite3             review queue, usage counts and report outbox (mode 0600;
+                              ``scoring_engine.localdb``)
     clock.json                the clock high-water mark (latest time this engine observed)
     engine.json               this engine's id (a UUID made once per home), for the portal
     activation.json           the engine's activation at the portal: id, license, status,
@@ -288,3 +290,10 @@ class EngineHome:
                 f"{self.config_file}: review_retention_days must be a number from 0 to {limit}"
             )
         return timedelta(days=value)
+
+    def configured_moderator(self) -> str | None:
+        """The name ``review verdict`` records when no ``--moderator`` is given."""
+        value = self.config().get("moderator")
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise BadInputError(f"{self.config_file}: moderator must be a non-empty name")
+        return None if value is None else value.strip()

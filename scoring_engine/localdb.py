@@ -16,6 +16,7 @@ Tables (each owned by one module):
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,11 +88,12 @@ def connect(home: EngineHome) -> Iterator[sqlite3.Connection]:
     """A connection in one transaction: committed on success, rolled back on error."""
     path = database_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = not path.exists()
+    if not path.exists():
+        # Created private before SQLite opens it (its -wal and -shm files take this mode),
+        # so the text of flagged conversations is never readable by others, even briefly.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     connection = sqlite3.connect(path, timeout=30.0, isolation_level=None)
     try:
-        if fresh:
-            path.chmod(0o600)
         connection.row_factory = sqlite3.Row
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA foreign_keys=ON")

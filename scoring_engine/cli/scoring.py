@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from scoring_engine.cli.common import check_inputs, fail, warn
+from scoring_engine.cli.common import check_inputs, err_console, fail, warn
 from scoring_engine.errors import ExitCode, VigilError
 from scoring_engine.formats import FORMATS
 from scoring_engine.home import EngineHome
@@ -53,24 +53,53 @@ def score(
         bool, typer.Option("--only-flagged", help="Write only flagged conversations.")
     ] = False,
     strict: StrictOption = False,
+    queue: Annotated[
+        bool,
+        typer.Option(
+            "--queue", help="Also put flagged conversations (with their text) in the review queue."
+        ),
+    ] = False,
     home: HomeOption = None,
 ) -> None:
-    """Score conversations: one JSON line per conversation, in input order."""
+    """Score conversations: one JSON line per conversation, in input order.
+
+    Every run counts usage locally (scored, flagged, score histogram per day and bundle);
+    ``vigil-engine report`` sends the counts, never any text.
+    """
     check_inputs(inputs)
     installed, threshold = _ready(home, threshold)
+    engine_home = EngineHome.resolve(home)
     # Imported here: the model stack loads only for the commands that score.
     from scoring_engine.cli.reporting import run_scoring  # noqa: PLC0415
+    from scoring_engine.cli.review import local_database_errors, purge_reviewed_text  # noqa: PLC0415
+    from scoring_engine.review.intake import ScoreRecorder  # noqa: PLC0415
 
-    run_scoring(
-        installed.model,
+    recorder = ScoreRecorder(
+        engine_home,
         installed.bundle,
-        inputs,
-        fmt=fmt,
-        strict=strict,
-        threshold=threshold,
-        out=out,
-        only_flagged=only_flagged,
+        queue=queue,
+        source_file=str(inputs[0]) if len(inputs) == 1 else None,
     )
+    with local_database_errors(engine_home):
+        if queue:
+            purge_reviewed_text(engine_home)
+        try:
+            run_scoring(
+                installed.model,
+                installed.bundle,
+                inputs,
+                fmt=fmt,
+                strict=strict,
+                threshold=threshold,
+                out=out,
+                only_flagged=only_flagged,
+                on_scored=recorder,
+            )
+        finally:
+            # What was scored is counted (and queued) even when the run stopped early.
+            recorder.close()
+    if queue:
+        err_console.print(recorder.counts.summary(), markup=False, soft_wrap=True)
 
 
 def evaluate(

@@ -28,6 +28,7 @@ from scoring_engine.errors import ExitCode, VigilError
 from scoring_engine.home import EngineHome
 from scoring_engine.installed import current_record, describe_installed, install_export
 from scoring_engine.remote import PortalTransport, RemoteSettings, is_private_channel
+from scoring_engine.review.queue import review_queue_status
 from scoring_engine.trust import (
     LIMITS,
     PortalUnreachableError,
@@ -208,6 +209,7 @@ def _status_payload(engine_home: EngineHome) -> dict[str, Any]:
         "license": describe_license(engine_home, now).to_dict(),
         "bundle": bundle,
         "pending_reports": 0,
+        "review_queue": review_queue_status(engine_home),
         **_online_status(engine_home, now, bundle),
     }
 
@@ -316,6 +318,13 @@ def _print_status(payload: dict[str, Any]) -> None:
         table.add_row("  previous", bundle["previous_version"] or "none")
     _print_online(table, payload)
     table.add_row("Pending reports", str(payload["pending_reports"]))
+    queue = payload["review_queue"]
+    table.add_row(
+        "Review queue",
+        escape(queue["error"])
+        if "error" in queue
+        else f"{queue['pending']:,} pending, {queue['reviewed']:,} reviewed",
+    )
     console.print(table)
 
 

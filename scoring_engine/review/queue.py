@@ -18,19 +18,26 @@ Rules it keeps:
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from scoring_engine import usage
 from scoring_engine.conversation import Conversation
 from scoring_engine.errors import BadInputError
-from scoring_engine.model.scorer import ConversationScore
+from scoring_engine.home import EngineHome
+from scoring_engine.localdb import connect, database_path
 from scoring_engine.review import Verdict
 
+if TYPE_CHECKING:  # the model stack loads only for commands that score
+    from scoring_engine.model.scorer import ConversationScore
+
 MIN_PREFIX: Final = 6
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 Queued = Literal["new", "updated", "kept"]
 
@@ -41,6 +48,11 @@ class ReviewError(BadInputError):
 
 def isoformat_z(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def storable(text: str) -> str:
+    """``text`` as SQLite (and a terminal) can take it: lone surrogates become U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def parse_time(value: str) -> datetime:
@@ -116,13 +128,16 @@ class ReviewItem:
         return {} if self.conversation is None else dict(self.conversation.get("participants", {}))
 
 
-def feature_document(conversation: Conversation) -> dict[str, Any]:
-    """The conversation's feature vector in the feedback encoding (model/vectors.py)."""
+def feature_documents(conversations: Sequence[Conversation]) -> list[dict[str, Any]]:
+    """The conversations' feature vectors in the feedback encoding (model/vectors.py)."""
     # Imported here: only a run that queues something needs the features again.
     from scoring_engine.model.features import featurize  # noqa: PLC0415
     from scoring_engine.model.vectors import FeatureVector  # noqa: PLC0415
 
-    return FeatureVector.from_row(featurize([conversation]).features()[0]).to_dict()
+    if not conversations:
+        return []
+    rows = featurize(conversations).features()
+    return [FeatureVector.from_row(rows[i]).to_dict() for i in range(len(conversations))]
 
 
 def enqueue(
@@ -133,22 +148,26 @@ def enqueue(
     bundle: str,
     source_file: str | None,
     now: datetime,
+    features: dict[str, Any] | None = None,
 ) -> Queued:
     """Queue a flagged conversation (see the module rules for one already queued)."""
     existing = connection.execute(
         "SELECT item_id, verdict FROM review_items WHERE conversation_id = ? AND bundle = ?",
-        (conversation.id, bundle),
+        (storable(conversation.id), bundle),
     ).fetchone()
     if existing is not None and existing["verdict"] is not None:
         return "kept"
+    if features is None:
+        features = feature_documents([conversation])[0]
     values = {
-        "source_file": source_file,
+        "source_file": None if source_file is None else storable(source_file),
         "queued_at": isoformat_z(now),
         "score": result.score,
         "threshold": result.threshold,
         "score_line": json.dumps(result.to_dict(), separators=(",", ":")),
-        "conversation": json.dumps(conversation_document(conversation), ensure_ascii=False),
-        "features": json.dumps(feature_document(conversation), separators=(",", ":")),
+        # ASCII JSON: a lone surrogate in the text stays an escape, never a UnicodeError.
+        "conversation": json.dumps(conversation_document(conversation)),
+        "features": json.dumps(features, separators=(",", ":")),
     }
     if existing is not None:
         # queued_at stays: the age in the queue is how long it has waited for a moderator.
@@ -167,20 +186,62 @@ def enqueue(
         {
             **values,
             "item_id": uuid.uuid4().hex,
-            "conversation_id": conversation.id,
+            "conversation_id": storable(conversation.id),
             "bundle": bundle,
         },
     )
     return "new"
 
 
+def enqueue_many(
+    connection: sqlite3.Connection,
+    flagged: Sequence[tuple[Conversation, ConversationScore]],
+    *,
+    bundle: str,
+    source_file: str | None,
+    now: datetime,
+) -> list[Queued]:
+    """Queue a chunk of flagged conversations, featurising them in one batch."""
+    features = feature_documents([conversation for conversation, _ in flagged])
+    return [
+        enqueue(
+            connection,
+            conversation,
+            result,
+            bundle=bundle,
+            source_file=source_file,
+            now=now,
+            features=document,
+        )
+        for (conversation, result), document in zip(flagged, features, strict=True)
+    ]
+
+
+def queue_counts(connection: sqlite3.Connection) -> dict[str, int]:
+    """How many items wait for a verdict and how many have one (``status``)."""
+    row = connection.execute(
+        "SELECT count(*) - count(verdict) AS pending, count(verdict) AS reviewed FROM review_items"
+    ).fetchone()
+    return {"pending": int(row["pending"]), "reviewed": int(row["reviewed"])}
+
+
+_LISTED_COLUMNS: Final = (
+    "item_id, conversation_id, source_file, queued_at, bundle, score, threshold, score_line,"
+    " NULL AS conversation, verdict, note, moderator, reviewed_at, share_text, text_deleted_at"
+)
+
+
 def list_items(
     connection: sqlite3.Connection, *, include_reviewed: bool = False
 ) -> list[ReviewItem]:
-    """Pending items (all with ``include_reviewed``), highest score first, then oldest."""
+    """Pending items (all with ``include_reviewed``), highest score first, then oldest.
+
+    Without their text (``conversation`` is None): a listing never needs it.
+    """
     where = "" if include_reviewed else "WHERE verdict IS NULL"
     rows = connection.execute(
-        f"SELECT * FROM review_items {where} ORDER BY score DESC, queued_at, item_id"  # noqa: S608
+        f"SELECT {_LISTED_COLUMNS} FROM review_items {where}"  # noqa: S608
+        " ORDER BY score DESC, queued_at, item_id"
     )
     return [ReviewItem.from_row(row) for row in rows]
 
@@ -237,3 +298,17 @@ def purge_expired_text(connection: sqlite3.Connection, retention: timedelta, now
         (isoformat_z(now), cutoff),
     )
     return cursor.rowcount
+
+
+def review_queue_status(home: EngineHome) -> dict[str, int | str]:
+    """Pending and reviewed counts for ``status``; zeros (no file made) before any queueing.
+
+    ``status`` shows even a broken engine, so a database it cannot read is an ``error``.
+    """
+    if not database_path(home).exists():
+        return {"pending": 0, "reviewed": 0}
+    try:
+        with connect(home) as connection:
+            return dict(queue_counts(connection))
+    except sqlite3.Error as error:
+        return {"error": f"local database {database_path(home)}: {error}"}
