@@ -1,4 +1,5 @@
-"""``vigil-portal models``: train a model and evaluate it before it is published."""
+"""``vigil-portal models``: train a model, retrain it with feedback, evaluate it before it
+is published."""
 
 from __future__ import annotations
 
@@ -8,13 +9,25 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from portal.cli._common import cli_actor
+from portal.db import session_scope
+from portal.errors import PortalError
+from portal.events.service import record_event
+from portal.events.tags import EventTag
 from portal.training.card import render_model_card
+from portal.training.comparison import DEFAULT_TOLERANCE, compare_on_evaluation_set
 from portal.training.pipeline import (
     TrainingConfig,
     TrainingData,
     cut_windows,
     data_digest,
     train_model,
+)
+from portal.training.retrain import (
+    FeedbackSet,
+    check_training_data,
+    config_from_base,
+    retrain_with_feedback,
 )
 from scoring_engine.cli.common import (
     InputErrorPrinter,
@@ -28,7 +41,7 @@ from scoring_engine.cli.reporting import run_evaluation
 from scoring_engine.conversation import Conversation
 from scoring_engine.errors import ExitCode, VigilError
 from scoring_engine.formats import FORMATS, InputFormatError, ReadStats, read_conversations
-from scoring_engine.model.directory import load_model_dir, write_model_dir
+from scoring_engine.model.directory import load_model_dir, read_manifest, write_model_dir
 
 app = typer.Typer(help="Train and evaluate models.", no_args_is_help=True)
 DEFAULTS = TrainingConfig()
@@ -152,6 +165,160 @@ def _read_labelled(
     if unlabelled:
         warn(f"{unlabelled:,} conversations without a label were left out")
     return conversations
+
+
+@app.command()
+def retrain(
+    base: Annotated[
+        Path,
+        typer.Option("--base", help="The model directory to retrain (its manifest is the recipe)."),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Candidate model directory to write.")],
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--data",
+            help="The base model's labelled conversations, as given to 'models train' "
+            "(its manifest keeps only their digest).",
+        ),
+    ] = None,
+    windows_from: Annotated[
+        list[Path] | None,
+        typer.Option("--windows-from", help="The base model's --windows-from transcripts."),
+    ] = None,
+    with_feedback: Annotated[
+        bool,
+        typer.Option("--with-feedback", help="Add the moderators' feedback received (required)."),
+    ] = False,
+    feedback_weight: Annotated[
+        float, typer.Option(help="Training weight of each feedback record.")
+    ] = DEFAULTS.feedback_weight,
+    eval_paths: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--eval",
+            help="Also compare candidate and base on this fixed labelled evaluation set.",
+        ),
+    ] = None,
+    fmt: FormatOption = "auto",
+    strict: StrictOption = False,
+) -> None:
+    """Train a candidate on the base model's data plus the feedback received.
+
+    The data files must be the base's (digest checked). With no usable feedback nothing
+    is written (exit 2). The candidate's manifest and card name the feedback used and
+    compare the candidate with its base.
+    """
+    data, windows_from, eval_paths = data or [], windows_from or [], eval_paths or []
+    if not with_feedback:
+        fail(
+            "retrain needs --with-feedback (to train on the research data alone, use "
+            "'vigil-portal models train')",
+            ExitCode.BAD_INPUT,
+        )
+    try:
+        base_manifest = read_manifest(base)
+    except VigilError as error:
+        fail(str(error), error.exit_code)
+    if not data:
+        fail(
+            f"give the base model's training files with --data (and --windows-from): its "
+            f"manifest keeps only their digest, {base_manifest.get('training_data_digest')}",
+            ExitCode.BAD_INPUT,
+        )
+    check_inputs([*data, *windows_from, *eval_paths])
+    # The feedback service needs the portal's database models; the other commands do not.
+    from portal.feedback.service import feedback_examples  # noqa: PLC0415
+
+    digest = data_digest([*data, *windows_from])
+    try:
+        config = config_from_base(base_manifest, feedback_weight=feedback_weight)
+        check_training_data(base_manifest, digest)
+        with session_scope() as session:
+            feedback = FeedbackSet.collect(feedback_examples(session))
+        feedback.require_some()
+    except PortalError as error:
+        fail(str(error), error.exit_code)
+    base_model = None
+    if eval_paths:
+        try:
+            base_model, _ = load_model_dir(base)
+        except VigilError as error:
+            fail(str(error), error.exit_code)
+    summary = feedback.summary(config.feedback_weight)
+    console.print(
+        f"feedback: {summary['records']:,} records ({summary['grooming']:,} grooming, "
+        f"{summary['imminent_threat']:,} imminent threat, {summary['not_grooming']:,} not "
+        f"grooming) from {summary['organisations']:,} organisation(s); "
+        f"{summary['skipped']:,} skipped"
+    )
+    for reason, count in sorted(feedback.skipped.items()):
+        warn(f"{count:,} feedback records skipped: {reason}")
+
+    stats = ReadStats()
+    conversations = _read_labelled(data, fmt, strict=strict, stats=stats)
+    transcripts = _read_labelled(windows_from, fmt, strict=strict, stats=stats)
+    extra = cut_windows(
+        transcripts,
+        [len(c.messages) for c in conversations if c.label == "normal"],
+        config.windows_per_conversation,
+    )
+    del transcripts
+    with progress_steps() as progress:
+        training_data = TrainingData.from_conversations(
+            conversations, digest, progress, fit_only=extra
+        )
+        del conversations, extra
+        try:
+            result = retrain_with_feedback(training_data, feedback, base_manifest, config, progress)
+        except (ValueError, PortalError) as error:
+            fail(str(error), getattr(error, "exit_code", ExitCode.BAD_INPUT))
+    comparisons = result.manifest["comparison"]
+    if base_model is not None:
+        try:
+            on_eval = compare_on_evaluation_set(
+                base_model,
+                result.model,
+                eval_paths,
+                base_label=comparisons[0]["base"],
+                fmt=fmt,
+                strict=strict,
+                on_error=InputErrorPrinter(),
+            )
+        except PortalError as error:
+            fail(str(error), error.exit_code)
+        comparisons.append(on_eval.to_dict())
+    card = render_model_card(result.manifest, result.metrics)
+    manifest = write_model_dir(out, result.model, result.manifest, card, result.metrics)
+    with session_scope() as session:
+        record_event(
+            session,
+            EventTag.MODEL_RETRAINED,
+            actor=cli_actor(),
+            subject_id=str(manifest.get("name")),
+            payload={
+                "base": manifest["base"],
+                "out": str(out),
+                "model_sha256": manifest["model_sha256"],
+                "feedback": manifest["feedback"],
+                "comparison": comparisons,
+            },
+        )
+    for comparison in comparisons:
+        console.print(f"compared with the base ({comparison['description']}):")
+        for name, figures in comparison["metrics"].items():
+            console.print(
+                f"  {name}: base {_figure(figures['base'])}, "
+                f"candidate {_figure(figures['candidate'])}"
+            )
+    console.print(
+        f"wrote {out}; before promoting it, 'vigil-portal bundles promote' compares it with "
+        f"the channel's bundle (tolerance {DEFAULT_TOLERANCE:g})"
+    )
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 @app.command()

@@ -29,6 +29,7 @@ class EventTag(StrEnum):
 
     BUNDLE_EXPORTED = "bundle:exported"
     BUNDLE_PUBLISHED = "bundle:published"
+    BUNDLE_PROMOTED = "bundle:promoted"
 
     ENGINE_ACTIVATED = "engine:activated"
     ENGINE_DEACTIVATED = "engine:deactivated"
@@ -46,6 +47,8 @@ class EventTag(StrEnum):
     LICENSE_RENEWED = "license:renewed"
     LICENSE_REVOKED = "license:revoked"
     LICENSE_SUSPENDED = "license:suspended"
+
+    MODEL_RETRAINED = "model:retrained"
 
     ORGANISATION_CREATED = "organisation:created"
 

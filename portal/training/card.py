@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from portal.training.comparison import METRIC_LABELS, MIN_NORMALS_FOR_STRICT_FPR
+
 
 def _pct(value: float | None) -> str:
     if value is None:
@@ -13,6 +15,87 @@ def _pct(value: float | None) -> str:
 
 def _num(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _delta(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
+
+
+def _feedback_section(manifest: dict[str, Any]) -> str:
+    feedback = manifest.get("feedback")
+    if not feedback:
+        return "No moderator feedback was used: this model is trained on the research data only.\n"
+    organisations = feedback.get("organisations", 0)
+    lines = [
+        (
+            f"This model was retrained with {feedback['records']:,} moderator verdicts received as "
+            f"feedback ({feedback.get('grooming', 0):,} grooming, "
+            f"{feedback.get('imminent_threat', 0):,} imminent threat, "
+            f"{feedback.get('not_grooming', 0):,} not grooming) from {organisations:,} "
+            f"organisation{'' if organisations == 1 else 's'}, each weighted "
+            f"{feedback.get('weight', 1.0):g} in training. Feedback trains the model but is never "
+            "measured: the figures above are the research data's."
+        ),
+    ]
+    bundles = feedback.get("bundles") or {}
+    if bundles:
+        lines.append(
+            "Verdicts by the bundle that scored them: "
+            + ", ".join(f"{name}: {count:,}" for name, count in bundles.items())
+            + "."
+        )
+    skipped = feedback.get("skipped", 0)
+    if skipped:
+        reasons = feedback.get("skipped_reasons") or {}
+        detail = "; ".join(f"{count:,} with {why}" for why, count in reasons.items())
+        lines.append(
+            f"{skipped:,} feedback records were skipped"
+            + (f" ({detail})" if detail else "")
+            + ": their vectors are not in this model's feature space."
+        )
+    else:
+        lines.append("No feedback record was skipped.")
+    if feedback.get("digest"):
+        lines.append(f"Feedback digest: `{feedback['digest']}`.")
+    base = manifest.get("base")
+    if base:
+        lines.append(
+            f"Retrained from {base.get('name')} {base.get('version') or '(unpublished)'} "
+            f"(model `{base.get('model_sha256')}`), on the same training data."
+        )
+    return "\n\n".join(lines) + "\n" + _comparison_section(manifest)
+
+
+def _comparison_section(manifest: dict[str, Any]) -> str:
+    comparisons = manifest.get("comparison") or []
+    if not comparisons:
+        return ""
+    blocks = ["\n## Compared with the base model\n"]
+    for comparison in comparisons:
+        rows = "\n".join(
+            f"| {METRIC_LABELS.get(name, name)} | {_num(m.get('base'))} | "
+            f"{_num(m.get('candidate'))} | "
+            f"{_delta(m.get('delta'))} |"
+            for name, m in comparison["metrics"].items()
+        )
+        ungated = [
+            METRIC_LABELS.get(name, name)
+            for name, m in comparison["metrics"].items()
+            if not m.get("gated", True)
+        ]
+        listed = ", ".join(ungated)
+        note = (
+            f"\n{listed[:1].upper()}{listed[1:]}: shown, not judged by the promotion gate "
+            f"(fewer than {MIN_NORMALS_FOR_STRICT_FPR:,} normal conversations).\n"
+            if ungated
+            else ""
+        )
+        blocks.append(
+            f"{comparison['scheme'].capitalize()}: {comparison['description']}.\n\n"
+            f"| metric | {comparison['base']} | this model | change |\n"
+            f"|---|---:|---:|---:|\n{rows}\n{note}"
+        )
+    return "\n".join(blocks)
 
 
 def render_model_card(manifest: dict[str, Any], metrics: dict[str, Any]) -> str:
@@ -28,14 +111,7 @@ def render_model_card(manifest: dict[str, Any], metrics: dict[str, Any]) -> str:
         for name, row in cv["per_source"].items()
         if row.get("n_normal")
     )
-    feedback = manifest.get("feedback")
-    feedback_section = (
-        f"This model was retrained with {feedback['records']:,} moderator verdicts received as "
-        f"feedback ({feedback.get('grooming', 0):,} grooming, {feedback.get('not_grooming', 0):,} "
-        "not grooming).\n"
-        if feedback
-        else "No moderator feedback was used: this model is trained on the research data only.\n"
-    )
+    feedback_section = _feedback_section(manifest)
     title = f"{manifest.get('name', 'vigil')} {manifest.get('version') or '(unpublished)'}"
     return f"""# Model card: {title}
 

@@ -16,6 +16,13 @@ What it measures, and why:
 
 Normal sources are weighted to the same total weight, so no single source defines
 "normal" for the model.
+
+**Moderator feedback** (``vigil-portal models retrain --with-feedback``) joins as rows of
+its own kind: hashed feature vectors with the moderators' verdicts, weighted
+``feedback_weight`` each (outside the source balancing), fitted on by every model the
+cross-validation trains and never held out, measured, calibrated on or used for the
+operating point (:mod:`portal.training.classifier`). The research rows keep exactly the
+folds they would have without feedback.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from sklearn.model_selection import GroupKFold
 
+from portal.training.classifier import OutsideFoldsClassifier
 from scoring_engine import __version__ as engine_version
 from scoring_engine.conversation import Conversation
 from scoring_engine.evaluation import EvaluationAccumulator
@@ -62,6 +70,8 @@ class TrainingConfig:
     # Extra grooming windows cut from whole transcripts: fitted on, never measured on.
     windows_per_conversation: int = 20
     window_weight: float = 0.3
+    # Training weight of each moderator feedback row (a research normal averages 1).
+    feedback_weight: float = 1.0
     seed: int = 0
     name: str = "vigil"
 
@@ -80,10 +90,47 @@ class TrainingData:
     # True for rows that only train the model (extra windows); metrics, calibration and
     # the operating point use the others.
     fit_only: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # True for moderator feedback rows (also fit-only): in every training fold, never held
+    # out, weighted ``TrainingConfig.feedback_weight``. Empty means none.
+    feedback: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @property
     def measured(self) -> npt.NDArray[np.bool_]:
         return ~self.fit_only
+
+    @property
+    def feedback_rows(self) -> npt.NDArray[np.bool_]:
+        if self.feedback.size == self.labels.size:
+            return self.feedback
+        return np.zeros(self.labels.size, dtype=bool)
+
+    @property
+    def extra_windows(self) -> int:
+        return int((self.fit_only & ~self.feedback_rows).sum())
+
+    def with_feedback(
+        self, X: sp.csr_matrix, labels: npt.NDArray[np.bool_], ids: Sequence[str]
+    ) -> TrainingData:
+        """These rows plus feedback rows ``X`` (in the same feature space) labelled ``labels``;
+        each is its own group, so no two feedback rows are tied to each other or to a case."""
+        if X.shape[0] == 0:
+            return self
+        if X.shape[1] != self.X.shape[1]:
+            raise ValueError(f"feedback rows have {X.shape[1]} features, not {self.X.shape[1]}")
+        n = X.shape[0]
+        return TrainingData(
+            X=sp.vstack([self.X, X], format="csr"),
+            labels=np.concatenate([self.labels, np.asarray(labels, dtype=bool)]),
+            groups=np.concatenate(
+                [self.groups, np.array([f"feedback:{i}" for i in ids], dtype=object)]
+            ),
+            sources=[*self.sources, *(["feedback"] * n)],
+            lengths=np.concatenate([self.lengths, np.zeros(n, dtype=np.int64)]),
+            digest=self.digest,
+            source_counts=self.source_counts,
+            fit_only=np.concatenate([self.fit_only, np.ones(n, dtype=bool)]),
+            feedback=np.concatenate([self.feedback_rows, np.ones(n, dtype=bool)]),
+        )
 
     @classmethod
     def from_conversations(
@@ -214,18 +261,38 @@ def _report(scores: FloatArray, data: TrainingData, threshold: float) -> dict[st
 def _fit(
     config: TrainingConfig, data: TrainingData, rows: npt.NDArray[np.bool_], **params: Any
 ) -> CalibratedLinearClassifier:
-    """Fit on the selected rows: normal sources balanced, extra windows down-weighted."""
+    """Fit on the selected rows: normal sources balanced, extra windows down-weighted,
+    feedback rows at ``feedback_weight`` in every fold."""
     labels = data.labels[rows]
-    weights = source_balanced_weights(labels, [data.sources[i] for i in np.flatnonzero(rows)])
-    weights[data.fit_only[rows]] = config.window_weight
-    classifier: CalibratedLinearClassifier = _classifier(config).set_params(**params)
-    return classifier.fit(
+    indices = np.flatnonzero(rows)
+    feedback = data.feedback_rows[rows]
+    weights = np.full(labels.size, config.feedback_weight)
+    research = ~feedback
+    weights[research] = source_balanced_weights(
+        labels[research], [data.sources[i] for i in indices[research]]
+    )
+    weights[data.fit_only[rows] & research] = config.window_weight
+    if not feedback.any():
+        classifier: CalibratedLinearClassifier = _classifier(config).set_params(**params)
+        return classifier.fit(
+            data.X[rows],
+            labels,
+            sample_weight=weights,
+            groups=data.groups[rows],
+            calibration_mask=data.measured[rows],
+        )
+    with_feedback: OutsideFoldsClassifier = OutsideFoldsClassifier(
+        **_classifier(config).get_params()
+    ).set_params(**params)
+    with_feedback.fit(
         data.X[rows],
         labels,
         sample_weight=weights,
         groups=data.groups[rows],
         calibration_mask=data.measured[rows],
+        outside_folds=feedback,
     )
+    return with_feedback.as_engine_classifier()
 
 
 @dataclass
@@ -257,9 +324,15 @@ def leave_one_source_out(
     results: dict[str, HeldOutSource] = {}
     if len(names) < 2:
         return results
-    _, test_idx = next(GroupKFold(n_splits=config.folds).split(data.X, data.labels, data.groups))
+    # The first fold of the research rows (feedback rows are never held out).
+    inside = np.flatnonzero(~data.feedback_rows)
+    _, test_pos = next(
+        GroupKFold(n_splits=config.folds).split(
+            np.zeros((inside.size, 1)), data.labels[inside], data.groups[inside]
+        )
+    )
     held_out = np.zeros(data.labels.size, dtype=bool)
-    held_out[test_idx] = True
+    held_out[inside[test_pos]] = True
     for done, name in enumerate(names, start=1):
         unseen = (source_array == name) & normals
         classifier = _fit(config, data, ~held_out & ~unseen, calibration_folds=2)
@@ -357,8 +430,12 @@ def train_model(
             "max_unseen_source_flag_rate": config.max_unseen_source_flag_rate,
             "conversations": int(data.measured.sum()),
             "grooming": int(measured_labels.sum()),
-            "extra_windows": int(data.fit_only.sum()),
+            "extra_windows": data.extra_windows,
             "extra_window_weight": config.window_weight,
+            "windows_per_conversation": config.windows_per_conversation,
+            "leave_one_source_out": config.leave_one_source_out,
+            "feedback_rows": int(data.feedback_rows.sum()),
+            "feedback_weight": config.feedback_weight,
         },
     }
     return TrainingResult(model=model, manifest=manifest, metrics=metrics, out_of_fold_scores=oof)
