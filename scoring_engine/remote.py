@@ -26,6 +26,7 @@ license refusals exit 3, everything that keeps the portal from answering exits 5
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
 import json
 import socket
@@ -51,6 +52,10 @@ METADATA_PATH: Final = "/tuf/metadata/"
 TARGETS_PATH: Final = "/tuf/targets/"
 ACTIVATIONS_PATH: Final = "/api/v1/activations"
 RENEW_PATH: Final = "/api/v1/leases/renew"
+FEEDBACK_POLICY_PATH: Final = "/api/v1/feedback/policy"
+USAGE_PATH: Final = "/api/v1/usage"
+FEEDBACK_PATH: Final = "/api/v1/feedback"
+LEASE_HEADER: Final = "X-Vigil-Lease"
 
 # Error bodies and API answers are small JSON documents; a lease is a short JWS.
 _MAX_ERROR_BODY: Final = 16 * 1024
@@ -201,6 +206,9 @@ def _decode_error(data: bytes) -> tuple[str | None, str | None]:
         return None, None
     code = document.get("error")
     detail = document.get("detail")
+    if isinstance(detail, list | dict):
+        # Field errors of a refused batch (``invalid_batch``): kept, as one short line.
+        detail = json.dumps(detail, separators=(",", ":"))
     return (
         _clean(code) if isinstance(code, str) and code else None,
         _clean(detail) if isinstance(detail, str) and detail else None,
@@ -237,6 +245,7 @@ class PortalTransport:
         body: bytes | None = None,
         max_bytes: int | None = None,
         success: frozenset[int] = _GET_OK,
+        extra_headers: dict[str, str] | None = None,
     ) -> tuple[urllib3.BaseHTTPResponse, int]:
         """Send a request; return the open response (a ``success`` status) and its limit.
 
@@ -249,6 +258,8 @@ class PortalTransport:
         headers = dict(self._headers)
         if body is not None:
             headers["Content-Type"] = "application/json"
+        if extra_headers:
+            headers.update(extra_headers)
         try:
             response = self._pool.request(
                 method,
@@ -329,11 +340,30 @@ class PortalTransport:
             else:
                 _discard(response)
 
-    def post(self, url: str, body: bytes, *, max_bytes: int) -> bytes:
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        *,
+        max_bytes: int,
+        extra_headers: dict[str, str] | None = None,
+    ) -> bytes:
         """POST ``body`` (JSON) and return the whole answer (200 or 201)."""
         response, limit = self.request(
-            "POST", url, body=body, max_bytes=max_bytes, success=_POST_OK
+            "POST",
+            url,
+            body=body,
+            max_bytes=max_bytes,
+            success=_POST_OK,
+            extra_headers=extra_headers,
         )
+        return b"".join(self.stream(url, response, limit))
+
+    def get(
+        self, url: str, *, max_bytes: int, extra_headers: dict[str, str] | None = None
+    ) -> bytes:
+        """GET ``url`` and return the whole answer (200)."""
+        response, limit = self.request("GET", url, max_bytes=max_bytes, extra_headers=extra_headers)
         return b"".join(self.stream(url, response, limit))
 
     def close(self) -> None:
@@ -485,6 +515,48 @@ class PortalApi:
                 "engine_version": engine_version,
             },
         )
+
+
+class ReportApi:
+    """``/api/v1`` usage and feedback (docs/feedback.md): the lease rides on every request.
+
+    Bodies are gzipped (``Content-Encoding: gzip``); the transport's pool keeps its
+    connections across the batches of one run.
+    """
+
+    def __init__(self, transport: PortalTransport, lease: str) -> None:
+        self._transport = transport
+        self._headers = {LEASE_HEADER: lease}
+
+    def _answer(self, url: str, data: bytes) -> dict[str, Any]:
+        try:
+            answer = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise PortalConnectionError(f"{url}: the portal's answer is not JSON") from None
+        if not isinstance(answer, dict):
+            raise PortalConnectionError(f"{url}: the portal's answer is not a JSON object")
+        return answer
+
+    def policy(self) -> dict[str, Any]:
+        """``GET /api/v1/feedback/policy``: text sharing and the batch limits."""
+        url = self._transport.url(FEEDBACK_POLICY_PATH)
+        try:
+            data = self._transport.get(url, max_bytes=_MAX_API_BODY, extra_headers=self._headers)
+        except ResponseTooLargeError as error:
+            raise PortalConnectionError(f"unusable answer: {error}") from error
+        return self._answer(url, data)
+
+    def send(self, path: str, body: bytes) -> dict[str, Any]:
+        """POST one batch body (the exact JSON stored in the outbox), gzipped."""
+        url = self._transport.url(path)
+        headers = {**self._headers, "Content-Encoding": "gzip"}
+        try:
+            data = self._transport.post(
+                url, gzip.compress(body, 6), max_bytes=_MAX_API_BODY, extra_headers=headers
+            )
+        except ResponseTooLargeError as error:
+            raise PortalConnectionError(f"unusable answer: {error}") from error
+        return self._answer(url, data)
 
 
 #### Engine errors ####

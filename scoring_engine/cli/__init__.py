@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from scoring_engine.cli import review, scoring, setup, updates
+from scoring_engine.cli import report, review, scoring, setup, updates
 from scoring_engine.cli.common import err_console
 from scoring_engine.errors import ExitCode
 
@@ -20,6 +20,7 @@ app = typer.Typer(
 setup.register(app)
 updates.register(app)
 scoring.register(app)
+report.register(app)
 review.register(app)
 
 # The commands print licensing warnings themselves (loudly, once); without this the

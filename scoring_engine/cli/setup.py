@@ -8,6 +8,7 @@ explains them for operators.
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +21,7 @@ from rich.table import Table
 
 from licensing.bundles import parse_version
 from licensing.tokens import LicenseClaims
-from scoring_engine import __version__, online_state, trust
+from scoring_engine import __version__, online_state, outbox, trust
 from scoring_engine.activation import activate, unreachable_at_init
 from scoring_engine.cli.common import fail, warn
 from scoring_engine.cli.scoring import HomeOption
@@ -208,10 +209,18 @@ def _status_payload(engine_home: EngineHome) -> dict[str, Any]:
         "trust_root": trust_root,
         "license": describe_license(engine_home, now).to_dict(),
         "bundle": bundle,
-        "pending_reports": 0,
+        "pending_reports": _pending_reports(engine_home),
         "review_queue": review_queue_status(engine_home),
         **_online_status(engine_home, now, bundle),
     }
+
+
+def _pending_reports(engine_home: EngineHome) -> int | None:
+    """Unsent outbox batches plus usage and feedback not queued yet (None: unreadable)."""
+    try:
+        return outbox.pending(engine_home).total
+    except (sqlite3.Error, OSError):
+        return None
 
 
 def _iso_or_none(moment: datetime | None) -> str | None:

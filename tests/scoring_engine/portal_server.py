@@ -8,12 +8,23 @@ license key (``licensing.leases``). It also does what a broken or hostile portal
 something between it and the engine) might: serve older metadata, tampered or oversized
 files, or hang.
 
+The report routes of docs/feedback.md (``GET /api/v1/feedback/policy``, ``POST
+/api/v1/usage`` and ``/api/v1/feedback``) check the lease (``X-Vigil-Lease``) as well,
+accept gzipped bodies, validate every record (``422 invalid_batch`` naming record and
+field), accept a batch id once per license (``200 duplicate`` after that), refuse text
+unless ``report_policy`` enables sharing (``403 text_sharing_disabled``), and keep what
+they accepted (``usage_totals``, ``feedback``) and every request they received, body
+decompressed (``report_requests``), so tests can look at exactly what left the engine.
+``report_faults`` makes them fail: ``503`` a number of times, or hang up after accepting
+a batch (a lost answer).
+
 Tests get a base URL from the ``portal_url`` fixture; an end-to-end test against
 ``vigil-portal serve`` can provide the same fixture with the real portal's URL.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import socket
@@ -26,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 from licensing.exceptions import LicensingError
 from licensing.keys import key_id
-from licensing.leases import LeaseClaims, issue_lease
+from licensing.leases import LeaseClaims, LeaseExpiredError, issue_lease, verify_lease
 from licensing.tokens import verify_license
+from scoring_engine.model.vectors import FeatureVector, VectorFormatError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -38,6 +50,10 @@ if TYPE_CHECKING:
     from tests.scoring_engine.licensed import FakePortal
 
 LEASE_PERIOD = timedelta(days=7)
+REPORT_PATHS = ("/api/v1/feedback/policy", "/api/v1/usage", "/api/v1/feedback")
+VERDICTS = ("not_grooming", "grooming", "imminent_threat")
+HISTOGRAM_BINS = 20
+MAX_REPORT_BODY = 64 * 1024 * 1024
 
 
 @dataclass
@@ -65,6 +81,29 @@ class Tampering:
 
 
 @dataclass
+class ReportFaults:
+    """How the report routes misbehave (each counter is used up one request at a time)."""
+
+    # Answer this many report POSTs with 503 before handling one.
+    unavailable: int = 0
+    # Accept this many batches, then hang up without answering (the answer is lost).
+    drop_after_accept: int = 0
+    # Answer the policy with 503 (the engine must then send no text).
+    policy_unavailable: bool = False
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """One request to a report route, as it arrived (body gzip-decoded)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+
+@dataclass
 class PortalServer:
     """A running fake portal; ``base_url`` is where engines reach it."""
 
@@ -82,6 +121,25 @@ class PortalServer:
     # Called with each request's handler (to look at headers), before it is answered.
     on_request: Callable[[BaseHTTPRequestHandler], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The report routes (docs/feedback.md).
+    report_policy: dict[str, Any] = field(
+        default_factory=lambda: {
+            "text_sharing": False,
+            "max_records": 1000,
+            "max_body_bytes": 8 * 1024 * 1024,
+        }
+    )
+    report_faults: ReportFaults = field(default_factory=ReportFaults)
+    report_requests: list[ReportRequest] = field(default_factory=list)
+    # Off for benchmarks: keep no bodies, and do not decode every vector.
+    record_bodies: bool = True
+    validate_vectors: bool = True
+    # (license id, batch id) to kind, for every batch accepted.
+    accepted_batches: dict[tuple[str, str], str] = field(default_factory=dict)
+    # (license id, engine id, day, bundle) to summed counts.
+    usage_totals: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
+    # (license id, feedback id) to the latest record.
+    feedback: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -102,9 +160,26 @@ class PortalServer:
         self.httpd.server_close()
         self.thread.join(timeout=5)
 
+    def restart(self) -> None:
+        """Listen again on the same address after ``stop`` (the portal is back)."""
+        handler = self.httpd.RequestHandlerClass
+        self.httpd = _QuietServer(self.httpd.server_address[:2], handler)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}
+        )
+        self.thread.start()
+
+    def report_bodies(self, path: str) -> list[dict[str, Any]]:
+        """The JSON bodies POSTed to ``path``, in order (refused ones too)."""
+        return [
+            json.loads(request.body)
+            for request in self.report_requests
+            if request.method == "POST" and request.path == path
+        ]
+
 
 class _RefusedError(Exception):
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: Any) -> None:
         super().__init__(code)
         self.status = status
         self.code = code
@@ -184,6 +259,8 @@ def _handler(server: PortalServer) -> type[BaseHTTPRequestHandler]:
                 self._activate(license_id, max_engines)
             elif method == "POST" and self.path == "/api/v1/leases/renew":
                 self._renew(license_id)
+            elif self.path in REPORT_PATHS:
+                self._report(method, license_id)
             else:
                 raise _RefusedError(404, "not_found", f"no route {self.path}")
 
@@ -282,7 +359,244 @@ def _handler(server: PortalServer) -> type[BaseHTTPRequestHandler]:
                 raise _RefusedError(404, "not_activated", "this engine is not activated")
             self._send(200, self._lease(license_id, engine_id, activation_id))
 
+        #### Reports ####
+
+        def _report(self, method: str, license_id: str) -> None:
+            """Answer a report route, remembering the request whatever happens."""
+            received: list[bytes] = []
+            status = 0
+            try:
+                status = self._answer_report(method, license_id, received)
+            except _RefusedError as refused:
+                status = refused.status
+                raise
+            finally:
+                self._remember(method, status, received[0] if received else b"")
+
+        def _answer_report(self, method: str, license_id: str, received: list[bytes]) -> int:
+            """The status sent (0: hung up without answering)."""
+            if method == "GET" and self.path == "/api/v1/feedback/policy":
+                self._lease_engine(license_id)
+                if server.report_faults.policy_unavailable:
+                    raise _RefusedError(503, "unavailable", "try again later")
+                self._send(200, json.dumps(server.report_policy).encode())
+                return 200
+            if method != "POST" or self.path == "/api/v1/feedback/policy":
+                raise _RefusedError(405, "method_not_allowed", self.path)
+            # Read first: hanging up on an unread body would reset the connection.
+            body = self._report_body()
+            received.append(body)
+            engine_id = self._lease_engine(license_id)
+            with server.lock:
+                unavailable = server.report_faults.unavailable > 0
+                if unavailable:
+                    server.report_faults.unavailable -= 1
+            if unavailable:
+                raise _RefusedError(503, "unavailable", "try again later")
+            kind = self.path.rsplit("/", 1)[1]
+            status, answer = self._batch(kind, license_id, engine_id, body)
+            with server.lock:
+                hang_up = status == 201 and server.report_faults.drop_after_accept > 0
+                if hang_up:
+                    server.report_faults.drop_after_accept -= 1
+            if hang_up:
+                return 0  # accepted and kept, but the answer never leaves
+            self._send(status, json.dumps(answer).encode())
+            return status
+
+        def _remember(self, method: str, status: int, body: bytes) -> None:
+            request = ReportRequest(
+                method=method,
+                path=self.path,
+                headers=dict(self.headers.items()),
+                body=body if server.record_bodies else b"",
+                status=status,
+            )
+            with server.lock:
+                server.report_requests.append(request)
+
+        def _lease_engine(self, license_id: str) -> str:
+            lease = self.headers.get("X-Vigil-Lease")
+            if not lease:
+                raise _RefusedError(401, "missing_lease", "no X-Vigil-Lease header")
+            try:
+                verified = verify_lease(lease, license_keys, license_id=license_id)
+            except LeaseExpiredError as error:
+                raise _RefusedError(401, "lease_expired", str(error)) from None
+            except LicensingError as error:
+                raise _RefusedError(401, "invalid_lease", str(error)) from None
+            claims = verified.claims
+            with server.lock:
+                activation = server.activations.get(license_id, {}).get(claims.sub)
+            if activation != claims.jti:
+                raise _RefusedError(404, "not_activated", "this engine is not activated")
+            return claims.sub
+
+        def _report_body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            data = self.rfile.read(length)
+            if self.headers.get("Content-Encoding") == "gzip":
+                try:
+                    data = gzip.decompress(data)
+                except (OSError, EOFError) as error:
+                    raise _RefusedError(400, "invalid_encoding", str(error)) from None
+            if len(data) > MAX_REPORT_BODY:
+                raise _RefusedError(413, "body_too_large", "body too large")
+            return data
+
+        def _batch(
+            self, kind: str, license_id: str, engine_id: str, body: bytes
+        ) -> tuple[int, dict[str, Any]]:
+            try:
+                document = json.loads(body)
+            except ValueError:
+                raise _RefusedError(422, "invalid_batch", "body is not JSON") from None
+            if not isinstance(document, dict):
+                raise _RefusedError(422, "invalid_batch", "body is not a JSON object")
+            batch_id = str(document.get("batch_id"))
+            try:
+                uuid.UUID(batch_id)
+            except ValueError:
+                raise _RefusedError(422, "invalid_batch", "batch_id is not a UUID") from None
+            with server.lock:
+                if (license_id, batch_id) in server.accepted_batches:
+                    return 200, {"batch_id": batch_id, "accepted": 0, "duplicate": True}
+            records = document.get("records")
+            errors: list[dict[str, Any]] = []
+            if document.get("engine_id") != engine_id:
+                errors.append({"record": None, "field": "engine_id", "reason": "not the lease's"})
+            if not isinstance(records, list) or not records:
+                errors.append({"record": None, "field": "records", "reason": "empty or missing"})
+                records = []
+            elif len(records) > server.report_policy["max_records"]:
+                errors.append({"record": None, "field": "records", "reason": "too many"})
+            check = _usage_errors if kind == "usage" else self._feedback_errors
+            for index, record in enumerate(records):
+                errors.extend(
+                    {"record": index, "field": name, "reason": reason}
+                    for name, reason in check(record)
+                )
+            if errors:
+                raise _RefusedError(422, "invalid_batch", errors[:20])
+            if (
+                kind == "feedback"
+                and not server.report_policy["text_sharing"]
+                and any(record.get("text") is not None for record in records)
+            ):
+                raise _RefusedError(
+                    403, "text_sharing_disabled", "the organisation has not enabled sharing"
+                )
+            with server.lock:
+                server.accepted_batches[(license_id, batch_id)] = kind
+                for record in records:
+                    if kind == "usage":
+                        _add_usage(server, license_id, engine_id, record)
+                    else:
+                        server.feedback[(license_id, record["feedback_id"])] = record
+            return 201, {"batch_id": batch_id, "accepted": len(records)}
+
+        def _feedback_errors(self, record: Any) -> list[tuple[str, str]]:
+            if not isinstance(record, dict):
+                return [("record", "not an object")]
+            errors = []
+            try:
+                uuid.UUID(str(record.get("feedback_id")))
+            except ValueError:
+                errors.append(("feedback_id", "not a UUID"))
+            if not isinstance(record.get("bundle"), str) or not record["bundle"]:
+                errors.append(("bundle", "missing"))
+            for name in ("score", "threshold"):
+                value = record.get(name)
+                if not isinstance(value, int | float) or not 0 <= value <= 1:
+                    errors.append((name, "not a number in [0, 1]"))
+            characteristics = record.get("characteristics")
+            if not isinstance(characteristics, dict) or not all(
+                isinstance(v, int | float) for v in characteristics.values()
+            ):
+                errors.append(("characteristics", "not an object of numbers"))
+            if record.get("verdict") not in VERDICTS:
+                errors.append(("verdict", f"not one of {', '.join(VERDICTS)}"))
+            try:
+                datetime.fromisoformat(str(record.get("reviewed_at")))
+            except ValueError:
+                errors.append(("reviewed_at", "not an ISO 8601 time"))
+            features = record.get("features")
+            if server.validate_vectors:
+                try:
+                    FeatureVector.from_dict(features)
+                except VectorFormatError as error:
+                    errors.append(("features", str(error)))
+            elif not isinstance(features, dict):
+                errors.append(("features", "not an object"))
+            text = record.get("text")
+            if text is not None and not (
+                isinstance(text, dict)
+                and isinstance(text.get("messages"), list)
+                and all(
+                    isinstance(m, dict) and set(m) == {"author", "text"} for m in text["messages"]
+                )
+            ):
+                errors.append(("text", "not null or {messages: [{author, text}]}"))
+            return errors
+
     return Handler
+
+
+def _usage_errors(record: Any) -> list[tuple[str, str]]:
+    if not isinstance(record, dict):
+        return [("record", "not an object")]
+    errors = []
+
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    try:
+        datetime.strptime(str(record.get("day")), "%Y-%m-%d")  # noqa: DTZ007
+    except ValueError:
+        errors.append(("day", "not YYYY-MM-DD"))
+    if not isinstance(record.get("bundle"), str) or not record["bundle"]:
+        errors.append(("bundle", "missing"))
+    errors.extend(
+        (name, "not a count")
+        for name in ("scored", "flagged", "reviewed")
+        if not count(record.get(name))
+    )
+    verdicts = record.get("verdicts")
+    if not isinstance(verdicts, dict) or set(verdicts) != set(VERDICTS):
+        errors.append(("verdicts", "not the three verdict counts"))
+    elif not all(count(v) for v in verdicts.values()):
+        errors.append(("verdicts", "not counts"))
+    histogram = record.get("score_histogram")
+    if not (
+        isinstance(histogram, list)
+        and len(histogram) == HISTOGRAM_BINS
+        and all(count(v) for v in histogram)
+    ):
+        errors.append(("score_histogram", f"not {HISTOGRAM_BINS} counts"))
+    return errors
+
+
+def _add_usage(
+    server: PortalServer, license_id: str, engine_id: str, record: dict[str, Any]
+) -> None:
+    key = (license_id, engine_id, record["day"], record["bundle"])
+    total = server.usage_totals.setdefault(
+        key,
+        {
+            "scored": 0,
+            "flagged": 0,
+            "reviewed": 0,
+            "verdicts": dict.fromkeys(VERDICTS, 0),
+            "score_histogram": [0] * HISTOGRAM_BINS,
+        },
+    )
+    for name in ("scored", "flagged", "reviewed"):
+        total[name] += record[name]
+    for verdict in VERDICTS:
+        total["verdicts"][verdict] += record["verdicts"][verdict]
+    total["score_histogram"] = [
+        a + b for a, b in zip(total["score_histogram"], record["score_histogram"], strict=True)
+    ]
 
 
 class _QuietServer(ThreadingHTTPServer):

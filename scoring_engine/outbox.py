@@ -1,0 +1,788 @@
+"""The report outbox: usage counts and moderator feedback on their way to the portal.
+
+``vigil-engine report`` (SPEC §4, §8; the contract is docs/feedback.md) runs
+:func:`run_report`. The rules it keeps:
+
+- Queuing is ONE transaction of the local database (``queue_reports``): every
+  ``usage_days`` row becomes a usage record and is deleted; every reviewed item whose
+  ``feedback_queued_at`` is NULL becomes a feedback record and gets ``feedback_queued_at``.
+  Records are grouped into batches of at most the policy's ``max_records`` records and
+  ``max_body_bytes`` bytes of JSON; each batch gets a uuid4 ``batch_id`` and its exact JSON
+  body is stored. Nothing rebuilds a body later, so sending a batch again is the same
+  request and the portal, which accepts a batch id once, never counts it twice.
+- Text: a feedback record's ``text`` is null unless the portal's policy, fetched in this
+  run, says ``text_sharing``, the moderator confirmed sharing (``share_text``) and the text
+  is still there (retention deletes it; expired text is purged in the same transaction,
+  before anything is queued). A policy that cannot be fetched means no text: never guess.
+  With sharing off the conversation column is not even read.
+- Sending (``send_pending``): every unsent batch, oldest first, gzipped, with the license
+  as bearer and the lease in ``X-Vigil-Lease``. ``201``, or ``200`` with
+  ``"duplicate": true``: sent. A connection failure, a timeout, ``5xx`` or ``429`` is
+  retried with exponential backoff and jitter (``RetryPolicy``, bounded); if it still
+  fails the portal is out: sending stops, every unsent batch stays (exit 5). ``422`` (or
+  another refusal of the batch itself: ``400``, ``409``, ``413``): the batch stays with
+  its error and attempts, the next batch is sent. A license refusal (``401``/``403``)
+  stops the run (exit 3); a refused lease is renewed once first. ``403
+  text_sharing_disabled`` (the organisation turned sharing off since the batch was made):
+  the batch's texts are removed from its stored body, under the same batch id (the portal
+  kept nothing of it), and it is sent again.
+- The lease: the stored one while it has more than ``LEASE_MARGIN`` to run, else renewed
+  (or the engine activated) as ``update`` does (``activation.keep_seat``), under the
+  home's lock, and verified with the license keys when the engine holds them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from tuf.api.exceptions import DownloadError
+
+from licensing.exceptions import LicensingError
+from scoring_engine import localdb, online_state, trust
+from scoring_engine.activation import (
+    keep_seat,
+    portal_failure,
+    refusal_context,
+    verify_stored_lease,
+)
+from scoring_engine.errors import BadInputError, VigilError
+from scoring_engine.remote import (
+    FEEDBACK_PATH,
+    NOT_ACTIVATED,
+    USAGE_PATH,
+    PortalConnectionError,
+    PortalResponseError,
+    PortalTransport,
+    RefusalContext,
+    RemoteSettings,
+    ReportApi,
+)
+from scoring_engine.review import Verdict
+from scoring_engine.trust import (
+    LicenseCheckError,
+    PortalUnreachableError,
+    check_not_denied,
+    engine_error,
+    inspect_license,
+    isoformat_z,
+    read_license_token,
+    stored_license_keys,
+    stored_trust_root,
+)
+
+if TYPE_CHECKING:
+    from licensing.tokens import LicenseClaims
+    from scoring_engine.home import EngineHome
+
+USAGE: Final = "usage"
+FEEDBACK: Final = "feedback"
+PATHS: Final = {USAGE: USAGE_PATH, FEEDBACK: FEEDBACK_PATH}
+
+DEFAULT_MAX_RECORDS: Final = 1000
+DEFAULT_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+# Bounds on what a portal's policy may ask for (a broken portal must not make the engine
+# build one record per request, or one body of a gigabyte).
+_RECORDS_RANGE: Final = (1, 100_000)
+_BODY_RANGE: Final = (64 * 1024, 256 * 1024 * 1024)
+LEASE_MARGIN: Final = timedelta(minutes=10)
+TEXT_SHARING_DISABLED: Final = "text_sharing_disabled"
+# Answers about the batch itself: it is kept with its error, the next one is sent.
+_BATCH_REFUSALS: Final = frozenset({400, 409, 413, 422})
+_MAX_ERROR: Final = 500
+
+
+#### Policy and retries ####
+
+
+@dataclass(frozen=True)
+class ReportPolicy:
+    """``GET /api/v1/feedback/policy``; the defaults (no text) when it cannot be fetched."""
+
+    text_sharing: bool = False
+    max_records: int = DEFAULT_MAX_RECORDS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    fetched: bool = False
+
+    @classmethod
+    def from_answer(cls, document: dict[str, Any]) -> ReportPolicy:
+        """The portal's policy; anything but a JSON ``true`` leaves text sharing off."""
+
+        def bounded(name: str, default: int, low: int, high: int) -> int:
+            value = document.get(name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                return default
+            return min(max(value, low), high)
+
+        return cls(
+            text_sharing=document.get("text_sharing") is True,
+            max_records=bounded("max_records", DEFAULT_MAX_RECORDS, *_RECORDS_RANGE),
+            max_body_bytes=bounded("max_body_bytes", DEFAULT_MAX_BODY_BYTES, *_BODY_RANGE),
+            fetched=True,
+        )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a batch is re-sent after a transient failure.
+
+    The delay before retry ``n`` (1-based) is ``min(max_delay, base_delay * 2**(n-1))``
+    scaled by a random factor in [0.5, 1) (jitter: engines that lost the portal together do
+    not come back together). ``sleep`` and ``jitter`` are injectable for tests.
+    """
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    sleep: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = random.random  # spreads retries; no secrecy needed
+
+    def delay(self, retry: int) -> float:
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (retry - 1))
+        return float(ceiling * (0.5 + self.jitter() / 2))
+
+
+# What `report` uses (tests replace it to make the delays instant).
+DEFAULT_RETRY = RetryPolicy()
+
+
+#### Queuing ####
+
+
+@dataclass(frozen=True)
+class Queued:
+    """What one ``queue_reports`` moved into the outbox."""
+
+    usage_records: int = 0
+    feedback_records: int = 0
+    with_text: int = 0
+    batches: int = 0
+    # Reviewed items left in the queue because their stored score line or features are
+    # not JSON (a damaged database): sending them would get the whole batch refused.
+    unreadable: int = 0
+    texts_purged: int = 0
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _utf8_length(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+class _BatchWriter:
+    """Groups record JSON texts into outbox batches within the policy's limits."""
+
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        kind: str,
+        engine_id: str,
+        policy: ReportPolicy,
+        created_at: str,
+        new_id: Callable[[], str],
+    ) -> None:
+        self._connection = connection
+        self._kind = kind
+        self._engine = _dumps(engine_id)
+        self._policy = policy
+        self._created_at = created_at
+        self._new_id = new_id
+        # The body around the records; a batch id (uuid4) is 36 characters.
+        self._overhead = len('{"batch_id":"","engine_id":,"records":[]}') + 36 + len(self._engine)
+        self._records: list[str] = []
+        self._size = self._overhead
+        self.batches = 0
+
+    def add(self, record: str) -> None:
+        size = _utf8_length(record) + 1  # and its comma
+        if self._records and (
+            len(self._records) >= self._policy.max_records
+            or self._size + size > self._policy.max_body_bytes
+        ):
+            self.flush()
+        self._records.append(record)
+        self._size += size
+
+    def flush(self) -> None:
+        if not self._records:
+            return
+        batch_id = self._new_id()
+        body = (
+            f'{{"batch_id":"{batch_id}","engine_id":{self._engine},"records":['
+            + ",".join(self._records)
+            + "]}"
+        )
+        self._connection.execute(
+            "INSERT INTO outbox (batch_id, kind, created_at, payload, records)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (batch_id, self._kind, self._created_at, body, len(self._records)),
+        )
+        self.batches += 1
+        self._records = []
+        self._size = self._overhead
+
+
+def _usage_record(row: sqlite3.Row) -> str:
+    try:
+        histogram: Any = json.loads(row["histogram"])
+    except ValueError:
+        histogram = row["histogram"]  # sent as it is: the portal names the field it refuses
+    return _dumps(
+        {
+            "day": row["day"],
+            "bundle": row["bundle"],
+            "scored": row["scored"],
+            "flagged": row["flagged"],
+            "reviewed": row["reviewed"],
+            "verdicts": {verdict.value: row[verdict.value] for verdict in Verdict},
+            "score_histogram": histogram,
+        }
+    )
+
+
+def _feedback_id(item_id: str) -> str:
+    try:
+        return str(uuid.UUID(item_id))
+    except ValueError:
+        return item_id
+
+
+def _shared_text(conversation: str | None) -> str | None:
+    """``{"messages": [{"author", "text"}]}`` of a stored conversation (None if unusable)."""
+    if conversation is None:
+        return None
+    try:
+        document = json.loads(conversation)
+        messages = [
+            {"author": str(message["author"]), "text": str(message["text"])}
+            for message in document["messages"]
+        ]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return _dumps({"messages": messages})
+
+
+# With sharing off (parameter 0) the conversation is not read at all.
+_FEEDBACK_QUERY: Final = """
+SELECT item_id, bundle, score, threshold, verdict, reviewed_at, features,
+       CASE WHEN json_valid(score_line)
+            THEN json_extract(score_line, '$.characteristics') END AS characteristics,
+       CASE WHEN ? AND share_text AND text_deleted_at IS NULL
+            THEN conversation END AS conversation
+FROM review_items
+WHERE verdict IS NOT NULL AND reviewed_at IS NOT NULL AND feedback_queued_at IS NULL
+  AND json_valid(features) AND json_valid(score_line)
+ORDER BY reviewed_at, item_id
+"""
+
+
+def queue_reports(
+    connection: sqlite3.Connection,
+    engine_id: str,
+    policy: ReportPolicy,
+    now: datetime,
+    *,
+    retention: timedelta | None = None,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> Queued:
+    """Move usage rows and reviewed items into outbox batches (in the caller's transaction).
+
+    ``retention`` (config ``review_retention_days``): text past it is purged first.
+    """
+    # Imported here: the queue module pulls in the model, which only this step needs.
+    from scoring_engine.review.queue import purge_expired_text  # noqa: PLC0415
+
+    created_at = isoformat_z(now)
+    purged = 0 if retention is None else purge_expired_text(connection, retention, now)
+
+    usage = _BatchWriter(connection, USAGE, engine_id, policy, created_at, new_id)
+    usage_rows = connection.execute("SELECT * FROM usage_days ORDER BY day, bundle").fetchall()
+    for row in usage_rows:
+        usage.add(_usage_record(row))
+    usage.flush()
+    connection.executemany(
+        "DELETE FROM usage_days WHERE day = ? AND bundle = ?",
+        [(row["day"], row["bundle"]) for row in usage_rows],
+    )
+
+    feedback = _BatchWriter(connection, FEEDBACK, engine_id, policy, created_at, new_id)
+    moved: list[tuple[str, str]] = []
+    with_text = 0
+    # Rows are read lazily (100,000 vectors do not sit in memory at once); the items are
+    # marked after the cursor is exhausted, never while it reads the table.
+    for row in connection.execute(_FEEDBACK_QUERY, (int(policy.text_sharing),)):
+        text = _shared_text(row["conversation"]) if policy.text_sharing else None
+        with_text += text is not None
+        characteristics = row["characteristics"]
+        if not isinstance(characteristics, str) or not characteristics.startswith("{"):
+            characteristics = "{}"
+        feedback.add(
+            f'{{"feedback_id":"{_feedback_id(row["item_id"])}","bundle":{_dumps(row["bundle"])},'
+            f'"score":{float(row["score"])!r},"threshold":{float(row["threshold"])!r},'
+            f'"characteristics":{characteristics},"verdict":{_dumps(row["verdict"])},'
+            f'"reviewed_at":{_dumps(row["reviewed_at"])},"features":{row["features"]},'
+            f'"text":{text or "null"}}}'
+        )
+        moved.append((created_at, row["item_id"]))
+    feedback.flush()
+    connection.executemany(
+        "UPDATE review_items SET feedback_queued_at = ? WHERE item_id = ?", moved
+    )
+    unreadable = connection.execute(
+        "SELECT COUNT(*) FROM review_items WHERE verdict IS NOT NULL AND feedback_queued_at"
+        " IS NULL AND NOT (json_valid(features) AND json_valid(score_line))"
+    ).fetchone()[0]
+    return Queued(
+        usage_records=len(usage_rows),
+        feedback_records=len(moved),
+        with_text=with_text,
+        batches=usage.batches + feedback.batches,
+        unreadable=int(unreadable),
+        texts_purged=purged,
+    )
+
+
+#### What is pending ####
+
+
+@dataclass(frozen=True)
+class Pending:
+    batches: int = 0
+    batch_records: int = 0
+    usage_rows: int = 0
+    feedback_items: int = 0
+
+    @property
+    def total(self) -> int:
+        """Unsent batches plus what the next ``report`` will queue (``status``)."""
+        return self.batches + self.usage_rows + self.feedback_items
+
+
+def pending(home: EngineHome) -> Pending:
+    """What is waiting to reach the portal (no database yet: nothing)."""
+    if not localdb.database_path(home).exists():
+        return Pending()
+    with localdb.connect(home) as connection:
+        batches, records = connection.execute(
+            "SELECT COUNT(*), COALESCE(SUM(records), 0) FROM outbox WHERE sent_at IS NULL"
+        ).fetchone()
+        usage_rows = connection.execute("SELECT COUNT(*) FROM usage_days").fetchone()[0]
+        feedback_items = connection.execute(
+            "SELECT COUNT(*) FROM review_items WHERE verdict IS NOT NULL"
+            " AND feedback_queued_at IS NULL"
+        ).fetchone()[0]
+    return Pending(int(batches), int(records), int(usage_rows), int(feedback_items))
+
+
+#### Sending ####
+
+
+class Api(Protocol):
+    """What sending needs of ``remote.ReportApi``."""
+
+    def send(self, path: str, body: bytes) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class BatchFailure:
+    """A batch the portal refused; it stays in the outbox with this error."""
+
+    batch_id: str
+    kind: str
+    records: int
+    attempts: int
+    error: str
+
+
+@dataclass
+class Sent:
+    """What one ``send_pending`` did."""
+
+    sent: int = 0
+    duplicate: int = 0
+    records: int = 0
+    failed: list[BatchFailure] = field(default_factory=list)
+    # Why sending stopped early (an outage, exit 5; a license refusal, exit 3).
+    stopped: VigilError | None = None
+
+
+class _Stop(Exception):  # noqa: N818 - control flow inside send_pending only
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True)
+class _Batch:
+    batch_id: str
+    kind: str
+    records: int
+
+
+def _pending_batches(home: EngineHome) -> list[_Batch]:
+    with localdb.connect(home) as connection:
+        rows = connection.execute(
+            "SELECT batch_id, kind, records FROM outbox WHERE sent_at IS NULL"
+            " ORDER BY created_at, rowid"
+        ).fetchall()
+    return [_Batch(row["batch_id"], row["kind"], int(row["records"])) for row in rows]
+
+
+def _payload(home: EngineHome, batch_id: str) -> str:
+    with localdb.connect(home) as connection:
+        row = connection.execute(
+            "SELECT payload FROM outbox WHERE batch_id = ?", (batch_id,)
+        ).fetchone()
+    return str(row["payload"])
+
+
+def _record_attempts(
+    home: EngineHome, batch_id: str, attempts: int, error: str | None, sent_at: str | None
+) -> None:
+    with localdb.connect(home) as connection:
+        connection.execute(
+            "UPDATE outbox SET attempts = attempts + ?, last_error = ?, sent_at = ?"
+            " WHERE batch_id = ?",
+            (attempts, None if error is None else error[:_MAX_ERROR], sent_at, batch_id),
+        )
+
+
+def _without_text(payload: str) -> str:
+    """The same batch (same id) with every feedback record's text set to null."""
+    document = json.loads(payload)
+    for record in document.get("records", []):
+        if isinstance(record, dict) and "text" in record:
+            record["text"] = None
+    return _dumps(document)
+
+
+def _transient(error: BaseException) -> bool:
+    if isinstance(error, PortalResponseError):
+        return error.status_code == 429 or error.status_code >= 500
+    return isinstance(error, PortalConnectionError)
+
+
+def _is_lease_refusal(error: PortalResponseError) -> bool:
+    return error.status_code in {401, 403} and "lease" in (error.code or "")
+
+
+class _Sender:
+    def __init__(
+        self,
+        home: EngineHome,
+        api: Api,
+        retry: RetryPolicy,
+        renew: Callable[[], Api] | None,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.home = home
+        self.api = api
+        self.retry = retry
+        self.renew = renew
+        self.now = now
+
+    def deliver(self, batch: _Batch, outcome: Sent) -> None:
+        """Send one batch to the end: sent, refused (kept), or raise ``_Stop``."""
+        payload = _payload(self.home, batch.batch_id)
+        tries = 0
+        retries = 0
+        stripped = False
+        while True:
+            tries += 1
+            try:
+                answer = self.api.send(PATHS[batch.kind], payload.encode("utf-8"))
+            except (PortalResponseError, PortalConnectionError) as error:
+                if isinstance(error, PortalResponseError):
+                    if error.code == TEXT_SHARING_DISABLED and not stripped:
+                        payload, stripped = _without_text(payload), True
+                        with localdb.connect(self.home) as connection:
+                            connection.execute(
+                                "UPDATE outbox SET payload = ? WHERE batch_id = ?",
+                                (payload, batch.batch_id),
+                            )
+                        continue
+                    if _is_lease_refusal(error) and self.renew is not None:
+                        self.api, self.renew = self.renew(), None
+                        continue
+                    if error.status_code in _BATCH_REFUSALS:
+                        _record_attempts(self.home, batch.batch_id, tries, str(error), None)
+                        outcome.failed.append(
+                            BatchFailure(
+                                batch.batch_id, batch.kind, batch.records, tries, str(error)
+                            )
+                        )
+                        return
+                if _transient(error) and retries + 1 < self.retry.attempts:
+                    retries += 1
+                    self.retry.sleep(self.retry.delay(retries))
+                    continue
+                _record_attempts(self.home, batch.batch_id, tries, str(error), None)
+                raise _Stop(error) from error
+            answered = answer.get("batch_id")
+            if answered is not None and answered != batch.batch_id:
+                message = f"the portal's answer names batch {answered!r}, not {batch.batch_id}"
+                _record_attempts(self.home, batch.batch_id, tries, message, None)
+                outcome.failed.append(
+                    BatchFailure(batch.batch_id, batch.kind, batch.records, tries, message)
+                )
+                return
+            _record_attempts(self.home, batch.batch_id, tries, None, isoformat_z(self.now()))
+            if answer.get("duplicate") is True:
+                outcome.duplicate += 1
+            else:
+                outcome.sent += 1
+            outcome.records += batch.records
+            return
+
+
+Progress = Callable[[int, int, int], None]  # batches done, batches in all, records done
+
+
+def send_pending(
+    home: EngineHome,
+    api: Api,
+    *,
+    retry: RetryPolicy | None = None,
+    renew: Callable[[], Api] | None = None,
+    failure: Callable[[BaseException], VigilError] | None = None,
+    progress: Progress | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Sent:
+    """Send every unsent batch, oldest first (see the module rules).
+
+    Args:
+        renew: Called once, if the portal refuses the lease, for an API with a new one.
+        failure: Turns the error that stopped sending into the engine error (exit code).
+    """
+    sender = _Sender(home, api, retry or DEFAULT_RETRY, renew, now)
+    outcome = Sent()
+    batches = _pending_batches(home)
+    for done, batch in enumerate(batches):
+        if progress is not None:
+            progress(done, len(batches), outcome.records)
+        try:
+            sender.deliver(batch, outcome)
+        except _Stop as stop:
+            mapped = failure(stop.error) if failure is not None else None
+            outcome.stopped = mapped or PortalUnreachableError(str(stop.error))
+            break
+    else:
+        if progress is not None:
+            progress(len(batches), len(batches), outcome.records)
+    return outcome
+
+
+#### The command ####
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    queued: Queued
+    policy: ReportPolicy
+    sent: Sent
+    pending: Pending
+    # Why the run did not finish (exit 3 or 5), or None.
+    failure: VigilError | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        queued, sent, left = self.queued, self.sent, self.pending
+        return {
+            "queued": {
+                "usage_records": queued.usage_records,
+                "feedback_records": queued.feedback_records,
+                "feedback_with_text": queued.with_text,
+                "batches": queued.batches,
+                "unreadable_items": queued.unreadable,
+            },
+            "policy": {
+                "fetched": self.policy.fetched,
+                "text_sharing": self.policy.text_sharing,
+                "max_records": self.policy.max_records,
+                "max_body_bytes": self.policy.max_body_bytes,
+            },
+            "batches_sent": sent.sent,
+            "batches_duplicate": sent.duplicate,
+            "batches_failed": len(sent.failed),
+            "records_sent": sent.records,
+            "failed": [
+                {
+                    "batch_id": failed.batch_id,
+                    "kind": failed.kind,
+                    "records": failed.records,
+                    "attempts": failed.attempts,
+                    "error": failed.error,
+                }
+                for failed in sent.failed
+            ],
+            "pending_batches": left.batches,
+            "pending_records": left.batch_records,
+            "error": None if self.failure is None else str(self.failure),
+        }
+
+
+class _Portal:
+    """The portal side of one run: lease, policy and the API, renewing the lease once."""
+
+    def __init__(
+        self,
+        home: EngineHome,
+        transport: PortalTransport,
+        claims: LicenseClaims,
+        now: datetime,
+    ) -> None:
+        self.home = home
+        self.transport = transport
+        self.claims = claims
+        self.now = now
+        self.context: RefusalContext = refusal_context(transport.portal_url, claims)
+
+    def failure(self, error: BaseException) -> VigilError:
+        """The engine error (exit 3 or 5) for a failed request; refusals are recorded."""
+        if isinstance(error, VigilError):
+            return error
+        mapped = portal_failure(self.home, error, self.context, self.now)
+        return mapped or PortalUnreachableError(str(error))
+
+    def stored_lease(self) -> str | None:
+        engine = online_state.engine_id(self.home, self.now, create=False)
+        record = online_state.read_activation(self.home)
+        lease = online_state.read_lease(self.home)
+        if (
+            engine is None
+            or record is None
+            or lease is None
+            or record.lease_expires_at is None
+            or not record.is_active_for(self.transport.portal_url, engine, self.claims.jti)
+            or record.lease_expires_at - self.now <= LEASE_MARGIN
+        ):
+            return None
+        return lease
+
+    def new_lease(self) -> str:
+        """Renew (or activate) as ``update`` does; raises the engine error (exit 3 or 5)."""
+        with self.home.lock():
+            seat = keep_seat(self.home, self.transport, self.claims, self.now)
+            keys = stored_license_keys(self.home)
+            if keys is not None:
+                verify_stored_lease(self.home, keys, self.now)
+        return seat.lease
+
+    def api(self, *, fresh: bool = False) -> ReportApi:
+        lease = None if fresh else self.stored_lease()
+        return ReportApi(self.transport, lease or self.new_lease())
+
+    def renewed_api(self) -> ReportApi:
+        try:
+            return self.api(fresh=True)
+        except VigilError as error:
+            raise _Stop(error) from error
+
+    def policy(self, api: ReportApi) -> tuple[ReportApi, ReportPolicy]:
+        """The policy; the defaults (no text) if the portal cannot give it.
+
+        Raises:
+            PortalRefusedError, LicenseCheckError: The license or lease is refused (exit 3).
+        """
+        renewed = False
+        while True:
+            try:
+                return api, ReportPolicy.from_answer(api.policy())
+            except PortalResponseError as error:
+                if _is_lease_refusal(error) and not renewed:
+                    api, renewed = self.api(fresh=True), True
+                    continue
+                if error.status_code in {401, 403} or error.code == NOT_ACTIVATED:
+                    raise self.failure(error) from None
+                return api, ReportPolicy()
+            except DownloadError:
+                return api, ReportPolicy()
+
+
+def _license(home: EngineHome) -> tuple[str, str, LicenseClaims]:
+    portal_url = home.portal_url()
+    if portal_url is None:
+        raise BadInputError(
+            f"{home.path} names no portal: run `vigil-engine init --root ROOT.json --license "
+            "TOKEN_FILE --portal URL` to send reports"
+        )
+    if not home.is_initialised():
+        stored_trust_root(home)  # raises with the hint to run init
+        raise LicenseCheckError(f"{home.path} holds no license: run `vigil-engine init`")
+    token = read_license_token(home.license_file)
+    try:
+        claims = inspect_license(token).claims
+    except LicensingError as error:
+        raise engine_error(error) from None
+    return portal_url, token, claims
+
+
+def run_report(
+    home: EngineHome,
+    *,
+    settings: RemoteSettings | None = None,
+    retry: RetryPolicy | None = None,
+    progress: Progress | None = None,
+) -> ReportOutcome:
+    """``vigil-engine report``; see the module docstring.
+
+    Raises:
+        BadInputError: No portal configured, or an invalid config.json (exit 2).
+        LicenseCheckError: Not initialised, or the license or lease is refused (3);
+            nothing is queued then.
+    Returns an outcome whose ``failure`` says why sending stopped (exit 3 or 5).
+    """
+    portal_url, token, claims = _license(home)
+    now = trust.clock()
+    check_not_denied(home, claims.jti)
+    retention = home.review_retention()
+    if settings is None:
+        settings = RemoteSettings.with_timeout(home.portal_timeout())
+    engine = online_state.engine_id(home, now, create=True)
+    assert engine is not None  # created above
+
+    with PortalTransport(portal_url, token, settings) as transport:
+        portal = _Portal(home, transport, claims, now)
+        outage: VigilError | None = None
+        api: ReportApi | None = None
+        policy = ReportPolicy()
+        try:
+            api, policy = portal.policy(portal.api())
+        except PortalUnreachableError as error:
+            outage = error  # queue anyway: the batches are kept for the next run
+        # Queued even if the portal is out: the batches are durable, their ids fixed.
+        with localdb.connect(home) as connection:
+            queued = queue_reports(connection, engine, policy, now, retention=retention)
+        if outage is not None or api is None:
+            left = pending(home)
+            return ReportOutcome(queued, policy, Sent(), left, _outage(outage, left))
+        sent = send_pending(
+            home,
+            api,
+            retry=retry,
+            renew=portal.renewed_api,
+            failure=portal.failure,
+            progress=progress,
+            now=trust.clock,
+        )
+    left = pending(home)
+    failure = sent.stopped
+    if isinstance(failure, PortalUnreachableError):
+        failure = _outage(failure, left)
+    return ReportOutcome(queued, policy, sent, left, failure)
+
+
+def _outage(error: VigilError | None, left: Pending) -> PortalUnreachableError:
+    batches = f"{left.batches} batch{'es' if left.batches != 1 else ''}"
+    return PortalUnreachableError(
+        f"{error or 'the portal is unreachable'}; {batches} ({left.batch_records} records) "
+        "kept in the outbox: run `vigil-engine report` again later"
+    )
