@@ -22,7 +22,8 @@ ADULT, CHILD = "u1", "u2"
 
 def grooming_chat(conversation_id: str, *, extra: str | None = None) -> dict[str, Any]:
     """Unmistakable grooming by the adult ``u1`` of the 13-year-old ``u2``, with times."""
-    texts = [*GROOMING_LINES[:12], *([extra] if extra else [])]
+    texts = ["have you seen the new space movie", *GROOMING_LINES[:12]]
+    texts += [extra] if extra else []
     return {
         "id": conversation_id,
         "platform": "ExampleChat",
