@@ -1,4 +1,5 @@
-"""Usage and feedback from engines, and the organisations' text sharing switch.
+"""Usage and feedback from engines, the organisations' text sharing switch, and
+the organisations' dashboard links (a new magic link purpose).
 
 Revision ID: 0004
 Revises: 0003
@@ -20,6 +21,16 @@ depends_on: str | Sequence[str] | None = None
 
 UTC_DATETIME = sa.DateTime(timezone=True)
 JSON_DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# ``magic_links.purpose`` is a non-native enum: a CHECK constraint lists its values.
+LINK_PURPOSES_BEFORE = ("application_status", "license_download", "admin_invitation")
+LINK_PURPOSES = (*LINK_PURPOSES_BEFORE, "organisation_dashboard")
+LINK_PURPOSE_CHECK = "ck_magic_links_link_purpose"
+
+
+def _allow_link_purposes(values: Sequence[str]) -> None:
+    with op.batch_alter_table("magic_links") as batch:
+        batch.drop_constraint(op.f(LINK_PURPOSE_CHECK), type_="check")
+        batch.create_check_constraint(op.f(LINK_PURPOSE_CHECK), sa.column("purpose").in_(values))
 
 
 def upgrade() -> None:
@@ -151,9 +162,16 @@ def upgrade() -> None:
     op.create_index(
         "ix_feedback_organisation_bundle", "feedback", ["organisation_id", "bundle"], unique=False
     )
+    _allow_link_purposes(LINK_PURPOSES)
 
 
 def downgrade() -> None:
+    op.execute(
+        sa.text("DELETE FROM magic_links WHERE purpose = :purpose").bindparams(
+            purpose="organisation_dashboard"
+        )
+    )
+    _allow_link_purposes(LINK_PURPOSES_BEFORE)
     op.drop_index("ix_feedback_organisation_bundle", table_name="feedback")
     op.drop_index(op.f("ix_feedback_license_id"), table_name="feedback")
     op.drop_table("feedback")

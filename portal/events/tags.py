@@ -51,6 +51,9 @@ class EventTag(StrEnum):
     MODEL_RETRAINED = "model:retrained"
 
     ORGANISATION_CREATED = "organisation:created"
+    ORGANISATION_DASHBOARD_LINK_SENT = "organisation:dashboard_link_sent"
+    ORGANISATION_TEXT_SHARING_DISABLED = "organisation:text_sharing_disabled"
+    ORGANISATION_TEXT_SHARING_ENABLED = "organisation:text_sharing_enabled"
 
     REPOSITORY_CREATED = "repository:created"
     REPOSITORY_LICENSE_KEYS_PUBLISHED = "repository:license_keys_published"

@@ -21,6 +21,7 @@ class LinkPurpose(StrEnum):
     APPLICATION_STATUS = "application_status"
     LICENSE_DOWNLOAD = "license_download"
     ADMIN_INVITATION = "admin_invitation"
+    ORGANISATION_DASHBOARD = "organisation_dashboard"
 
 
 class MagicLink(Base):

@@ -1,12 +1,13 @@
-"""Finding and creating organisations."""
+"""Finding and creating organisations, and their text sharing switch."""
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from portal.errors import InvalidInputError
+from portal.errors import ConflictError, InvalidInputError, NotFoundError
 from portal.events.service import record_event
 from portal.events.tags import EventTag
 from portal.organisations.models import Organisation
@@ -48,6 +49,65 @@ def get_or_create_organisation(session: Session, name: str, *, actor: str) -> Or
     record_event(
         session,
         EventTag.ORGANISATION_CREATED,
+        actor=actor,
+        subject_id=str(organisation.id),
+        payload={"name": organisation.name},
+    )
+    return organisation
+
+
+class OrganisationNotFoundError(NotFoundError):
+    pass
+
+
+def parse_organisation_id(value: str) -> uuid.UUID:
+    """An organisation id from a URL.
+
+    Raises:
+        OrganisationNotFoundError: ``value`` is not an id (answered as "no such organisation").
+    """
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise OrganisationNotFoundError("there is no such organisation") from None
+
+
+def get_organisation(session: Session, organisation_id: uuid.UUID) -> Organisation:
+    """Raises:
+    OrganisationNotFoundError: No organisation has this id.
+    """
+    organisation = session.get(Organisation, organisation_id)
+    if organisation is None:
+        raise OrganisationNotFoundError("there is no such organisation")
+    return organisation
+
+
+def set_text_sharing(
+    session: Session, organisation_id: uuid.UUID, *, enabled: bool, actor: str
+) -> Organisation:
+    """Allow (or stop) the organisation's engines sending message text with feedback.
+
+    Rules: text sharing is off until an administrator turns it on; every change
+    is audited (``organisation:text_sharing_enabled`` / ``_disabled``); asking
+    for the state it already has is refused, so the trail records real changes
+    only. Turning it off makes the portal refuse text from then on; feedback
+    text already received is not deleted by this switch.
+
+    Raises:
+        OrganisationNotFoundError: No organisation has this id.
+        ConflictError: Sharing is already in the state asked for.
+    """
+    organisation = get_organisation(session, organisation_id)
+    if organisation.text_sharing_enabled is enabled:
+        state = "enabled" if enabled else "disabled"
+        raise ConflictError(f"text sharing is already {state} for {organisation.name}")
+    organisation.text_sharing_enabled = enabled
+    session.flush()
+    record_event(
+        session,
+        EventTag.ORGANISATION_TEXT_SHARING_ENABLED
+        if enabled
+        else EventTag.ORGANISATION_TEXT_SHARING_DISABLED,
         actor=actor,
         subject_id=str(organisation.id),
         payload={"name": organisation.name},

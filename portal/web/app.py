@@ -25,6 +25,7 @@ from starlette.responses import Response
 
 from portal.admin import routes as admin_routes
 from portal.applications import routes as application_routes
+from portal.dashboard import routes as dashboard_routes
 from portal.db import make_engine
 from portal.engines import routes as engine_routes
 from portal.events import routes as event_routes
@@ -129,6 +130,8 @@ def create_app(
     app.include_router(admin_routes.invitation_router)
     app.include_router(license_routes.admin_router)
     app.include_router(license_routes.download_router)
+    app.include_router(dashboard_routes.admin_router)
+    app.include_router(dashboard_routes.contact_router)
     app.include_router(engine_routes.admin_router)
     app.include_router(event_routes.router)
     app.include_router(repository_routes.router)

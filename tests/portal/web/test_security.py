@@ -32,6 +32,7 @@ SAMPLE_PATH_VALUES = {
     "application_id": "1",
     "license_id": "00000000-0000-4000-8000-000000000000",
     "activation_id": "00000000-0000-4000-8000-000000000001",
+    "organisation_id": "00000000-0000-4000-8000-000000000002",
     "filename": "timestamp.json",
     "path": "licensing/" + "0" * 64 + ".keys.json",
     "token": "AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB",

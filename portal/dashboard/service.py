@@ -1,0 +1,569 @@
+"""An organisation's dashboard: what its engines scored, flagged and reviewed.
+
+Rules:
+
+- Everything comes from ``usage_days`` (the counts engines report; no text, no
+  user ids), aggregated in SQL: one ``GROUP BY day, bundle`` scan gives the
+  daily series, the per-bundle totals and verdict mix, and each group's score
+  histograms concatenated as text, which are parsed and summed with numpy in
+  one pass; one ``GROUP BY license, engine`` scan gives the per-engine table.
+  So a page costs two scans of the period's rows whatever their number
+  (``benchmarks/bench_dashboard.py``: a year of 100 engines).
+- A period is one of ``PERIODS`` days ending today (UTC), both ends included;
+  anything else asked for falls back to ``DEFAULT_PERIOD`` (a hand-edited URL
+  never fails). Days without usage count as zero, so the series has no gaps.
+- Precision of flags, per bundle: confirmed verdicts (``grooming`` plus
+  ``imminent_threat``) over conversations reviewed; none when nothing was
+  reviewed.
+- The organisation's contact sees the same dashboard, read-only, through a
+  multi-use magic link (``DASHBOARD_LINK_DAYS`` = 30 days): sending a new link
+  withdraws the earlier ones, and the administrators can send one at any time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+import warnings
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+from sqlalchemy import Text, case, cast, func, select
+
+from portal.applications.models import Application
+from portal.dashboard import charts
+from portal.db_base import utc_now
+from portal.engines.models import Activation
+from portal.events.service import record_event
+from portal.events.tags import EventTag
+from portal.licenses.models import License
+from portal.magic_links.models import LinkPurpose
+from portal.magic_links.service import create_link, resolve_link, withdraw_links
+from portal.organisations.models import Organisation
+from portal.organisations.service import get_organisation
+from portal.usage.models import UsageDay
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from datetime import datetime
+
+    from sqlalchemy.orm import InstrumentedAttribute, Session
+    from sqlalchemy.sql.elements import ColumnElement
+
+    from portal.mail.service import Postbox
+    from portal.settings import Settings
+
+PERIODS: Final = (30, 90, 365)
+DEFAULT_PERIOD: Final = 30
+HISTOGRAM_BINS: Final = 20
+DASHBOARD_LINK_DAYS: Final = 30
+DASHBOARD_PATH: Final = "/organisations/dashboard/"
+VERDICTS: Final = (
+    ("not_grooming", "Not grooming"),
+    ("grooming", "Grooming"),
+    ("imminent_threat", "Imminent threat"),
+)
+# Histogram text is JSON arrays of integers: digits, commas, brackets and spaces only.
+_HISTOGRAM_TEXT: Final = re.compile(r"[0-9,\s]*")
+_NO_BRACKETS: Final = str.maketrans("", "", "[]")
+_CATEGORY_LABELS: Final = 6
+
+
+def parse_period(value: str | None) -> int:
+    """The period (in days) a request asks for, or ``DEFAULT_PERIOD``."""
+    try:
+        days = int(value or "")
+    except ValueError:
+        return DEFAULT_PERIOD
+    return days if days in PERIODS else DEFAULT_PERIOD
+
+
+@dataclass(frozen=True)
+class Period:
+    days: int
+    first: date
+    last: date
+
+    @classmethod
+    def ending(cls, last: date, days: int) -> Period:
+        return cls(days=days, first=last - timedelta(days=days - 1), last=last)
+
+    def each_day(self) -> list[date]:
+        return [self.first + timedelta(days=offset) for offset in range(self.days)]
+
+
+@dataclass(frozen=True)
+class Counts:
+    scored: int = 0
+    flagged: int = 0
+    reviewed: int = 0
+    not_grooming: int = 0
+    grooming: int = 0
+    imminent_threat: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            self.scored + other.scored,
+            self.flagged + other.flagged,
+            self.reviewed + other.reviewed,
+            self.not_grooming + other.not_grooming,
+            self.grooming + other.grooming,
+            self.imminent_threat + other.imminent_threat,
+        )
+
+    @property
+    def confirmed(self) -> int:
+        """Flags a moderator confirmed: ``grooming`` plus ``imminent_threat``."""
+        return self.grooming + self.imminent_threat
+
+    @property
+    def precision(self) -> float | None:
+        return self.confirmed / self.reviewed if self.reviewed else None
+
+    @property
+    def flag_rate(self) -> float | None:
+        return self.flagged / self.scored if self.scored else None
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    day: date
+    scored: int
+    flagged: int
+    reviewed: int
+
+
+@dataclass(frozen=True)
+class BundleUsage:
+    bundle: str
+    counts: Counts
+    histogram: tuple[int, ...]
+
+    @property
+    def histogram_total(self) -> int:
+        return sum(self.histogram)
+
+
+@dataclass(frozen=True)
+class EngineUsage:
+    engine_id: uuid.UUID
+    license_id: uuid.UUID
+    hostname: str | None
+    scored: int
+    flagged: int
+    reviewed: int
+    first_day: date
+    last_day: date
+
+
+@dataclass(frozen=True)
+class HistogramChart:
+    bundle: str
+    chart: charts.BarChart
+
+
+@dataclass(frozen=True)
+class DashboardCharts:
+    scored: charts.BarChart
+    flags: charts.LineChart
+    verdicts: charts.StackedChart
+    histograms: tuple[HistogramChart, ...]
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    organisation: Organisation
+    licenses: Sequence[License]
+    period: Period
+    days: list[DayUsage]
+    bundles: list[BundleUsage]
+    engines: list[EngineUsage]
+    totals: Counts
+    charts: DashboardCharts
+
+    @property
+    def has_usage(self) -> bool:
+        return self.totals.scored > 0 or self.totals.reviewed > 0
+
+
+#### Aggregation ####
+
+
+def _concatenated_text(session: Session, column: InstrumentedAttribute[Any]) -> ColumnElement[str]:
+    """Every value of ``column`` in a group, as text joined by commas."""
+    as_text = cast(column, Text)
+    if session.get_bind().dialect.name == "postgresql":
+        return func.string_agg(as_text, ",", type_=Text)
+    return func.group_concat(as_text, ",", type_=Text)
+
+
+def _histogram_rows(texts: Iterable[str]) -> list[list[int]]:
+    """The well-formed histograms among ``texts`` (each a JSON array or several
+    joined by commas); malformed ones are left out rather than failing a page.
+    """
+    rows: list[list[int]] = []
+    for text in texts:
+        try:
+            parsed = json.loads(f"[{text}]")
+        except ValueError:
+            continue
+        rows.extend(
+            row
+            for row in parsed
+            if isinstance(row, list)
+            and len(row) == HISTOGRAM_BINS
+            and all(isinstance(count, int) and count >= 0 for count in row)
+        )
+    return rows
+
+
+def sum_histograms(texts: Sequence[str]) -> tuple[int, ...]:
+    """The bin-wise sum of the histograms in ``texts`` (JSON arrays of 20 counts,
+    several per text joined by commas, as the aggregation returns them).
+
+    The usual case is parsed by numpy in one pass over all the text; anything
+    unusual (a malformed or short histogram, a negative count) is summed row by
+    row from the well-formed histograms only.
+    """
+    joined = ",".join(texts).translate(_NO_BRACKETS)
+    expected = sum(text.count("[") for text in texts) * HISTOGRAM_BINS
+    if not expected:
+        return _empty_histogram()
+    if _HISTOGRAM_TEXT.fullmatch(joined):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                values = np.fromstring(joined, dtype=np.int64, sep=",")
+            except (ValueError, DeprecationWarning):
+                values = None
+        if values is not None and values.size == expected:
+            summed = values.reshape(-1, HISTOGRAM_BINS).sum(axis=0)
+            return tuple(int(count) for count in summed)
+    rows = _histogram_rows(texts)
+    return tuple(sum(column) for column in zip(*rows, strict=True)) if rows else _empty_histogram()
+
+
+def _empty_histogram() -> tuple[int, ...]:
+    return (0,) * HISTOGRAM_BINS
+
+
+def _by_day_and_bundle(
+    session: Session, organisation_id: uuid.UUID, period: Period
+) -> tuple[list[DayUsage], list[BundleUsage]]:
+    rows = session.execute(
+        select(
+            UsageDay.day,
+            UsageDay.bundle,
+            func.sum(UsageDay.scored),
+            func.sum(UsageDay.flagged),
+            func.sum(UsageDay.reviewed),
+            func.sum(UsageDay.not_grooming),
+            func.sum(UsageDay.grooming),
+            func.sum(UsageDay.imminent_threat),
+            _concatenated_text(session, UsageDay.score_histogram),
+        )
+        .where(
+            UsageDay.organisation_id == organisation_id,
+            UsageDay.day >= period.first,
+            UsageDay.day <= period.last,
+        )
+        .group_by(UsageDay.day, UsageDay.bundle)
+    ).all()
+    per_day: dict[date, Counts] = {}
+    per_bundle: dict[str, Counts] = {}
+    histogram_texts: dict[str, list[str]] = {}
+    for day, bundle, *sums, histograms in rows:
+        counts = Counts(*(int(value or 0) for value in sums))
+        per_day[day] = per_day.get(day, Counts()) + counts
+        per_bundle[bundle] = per_bundle.get(bundle, Counts()) + counts
+        if histograms:
+            histogram_texts.setdefault(bundle, []).append(histograms)
+    days = []
+    for day in period.each_day():
+        counts = per_day.get(day, Counts())
+        days.append(DayUsage(day, counts.scored, counts.flagged, counts.reviewed))
+    bundles = [
+        BundleUsage(
+            bundle,
+            per_bundle[bundle],
+            sum_histograms(histogram_texts.get(bundle, [])),
+        )
+        for bundle in sorted(per_bundle)
+    ]
+    return days, bundles
+
+
+def _by_engine(session: Session, organisation_id: uuid.UUID, period: Period) -> list[EngineUsage]:
+    rows = session.execute(
+        select(
+            UsageDay.license_id,
+            UsageDay.engine_id,
+            func.sum(UsageDay.scored),
+            func.sum(UsageDay.flagged),
+            func.sum(UsageDay.reviewed),
+            func.min(UsageDay.day),
+            func.max(UsageDay.day),
+        )
+        .where(
+            UsageDay.organisation_id == organisation_id,
+            UsageDay.day >= period.first,
+            UsageDay.day <= period.last,
+        )
+        .group_by(UsageDay.license_id, UsageDay.engine_id)
+    ).all()
+    hostnames = _hostnames(session, {license_id for license_id, *_ in rows})
+    engines = [
+        EngineUsage(
+            engine_id=engine_id,
+            license_id=license_id,
+            hostname=hostnames.get((license_id, engine_id)),
+            scored=int(scored or 0),
+            flagged=int(flagged or 0),
+            reviewed=int(reviewed or 0),
+            first_day=first_day,
+            last_day=last_day,
+        )
+        for license_id, engine_id, scored, flagged, reviewed, first_day, last_day in rows
+    ]
+    return sorted(engines, key=lambda engine: (-engine.scored, str(engine.engine_id)))
+
+
+def _hostnames(
+    session: Session, license_ids: set[uuid.UUID]
+) -> dict[tuple[uuid.UUID, uuid.UUID], str]:
+    """The host name each engine last activated with, by (license, engine)."""
+    if not license_ids:
+        return {}
+    rows = session.execute(
+        select(Activation.license_id, Activation.engine_id, Activation.hostname)
+        .where(Activation.license_id.in_(license_ids), Activation.hostname.is_not(None))
+        .order_by(Activation.activated_at)
+    ).all()
+    return {
+        (license_id, engine_id): hostname for license_id, engine_id, hostname in rows if hostname
+    }
+
+
+def organisation_licenses(session: Session, organisation_id: uuid.UUID) -> Sequence[License]:
+    """The organisation's licenses, newest first."""
+    return session.scalars(
+        select(License)
+        .where(License.organisation_id == organisation_id)
+        .order_by(License.issued_at.desc(), License.id)
+    ).all()
+
+
+def organisation_dashboard(
+    session: Session, organisation_id: uuid.UUID, *, days: int, today: date | None = None
+) -> Dashboard:
+    """The organisation's usage over the ``days`` ending ``today`` (UTC).
+
+    Raises:
+        OrganisationNotFoundError: No organisation has this id.
+    """
+    organisation = get_organisation(session, organisation_id)
+    period = Period.ending(today or utc_now().date(), days if days in PERIODS else DEFAULT_PERIOD)
+    series, bundles = _by_day_and_bundle(session, organisation.id, period)
+    totals = sum((bundle.counts for bundle in bundles), Counts())
+    return Dashboard(
+        organisation=organisation,
+        licenses=organisation_licenses(session, organisation.id),
+        period=period,
+        days=series,
+        bundles=bundles,
+        engines=_by_engine(session, organisation.id, period),
+        totals=totals,
+        charts=_charts(series, bundles),
+    )
+
+
+#### Charts ####
+
+
+def _day_ticks(days: Sequence[date]) -> list[tuple[float, str]]:
+    every = max(1, math.ceil(len(days) / _CATEGORY_LABELS))
+    return [
+        (charts.band_centre(index, len(days)), day.strftime("%d %b"))
+        for index, day in enumerate(days)
+        if index % every == 0
+    ]
+
+
+def bin_label(index: int) -> str:
+    """The score range of histogram bin ``index``: ``0.80 to 0.85``."""
+    return f"{index / HISTOGRAM_BINS:.2f} to {(index + 1) / HISTOGRAM_BINS:.2f}"
+
+
+def _charts(series: Sequence[DayUsage], bundles: Sequence[BundleUsage]) -> DashboardCharts:
+    labels = [usage.day.isoformat() for usage in series]
+    ticks = _day_ticks([usage.day for usage in series])
+    edges = [(fraction, f"{fraction:g}") for fraction in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    bins = [bin_label(index) for index in range(HISTOGRAM_BINS)]
+    return DashboardCharts(
+        scored=charts.bar_chart(labels, [usage.scored for usage in series], category_ticks=ticks),
+        flags=charts.line_chart(
+            labels,
+            [
+                ("flagged", "Flagged", [usage.flagged for usage in series]),
+                ("reviewed", "Reviewed", [usage.reviewed for usage in series]),
+            ],
+            category_ticks=ticks,
+        ),
+        verdicts=charts.stacked_bars(
+            [
+                (
+                    bundle.bundle,
+                    [(key, name, getattr(bundle.counts, key)) for key, name in VERDICTS],
+                )
+                for bundle in bundles
+            ]
+        ),
+        histograms=tuple(
+            HistogramChart(
+                bundle.bundle,
+                charts.bar_chart(bins, list(bundle.histogram), category_ticks=edges),
+            )
+            for bundle in bundles
+        ),
+    )
+
+
+#### The administrators' list ####
+
+
+@dataclass(frozen=True)
+class OrganisationOverview:
+    organisation: Organisation
+    newest_license: License | None
+    license_count: int
+    recent: Counts
+    last_report: date | None
+
+
+def organisation_overviews(
+    session: Session, *, recent_days: int = DEFAULT_PERIOD, today: date | None = None
+) -> list[OrganisationOverview]:
+    """Every organisation by name, with its newest license, its usage over the
+    last ``recent_days`` and the last day it reported usage for.
+    """
+    first = (today or utc_now().date()) - timedelta(days=recent_days - 1)
+
+    def recent(column: InstrumentedAttribute[int]) -> ColumnElement[int]:
+        return func.sum(case((UsageDay.day >= first, column), else_=0))
+
+    usage = {
+        organisation_id: (Counts(int(s or 0), int(f or 0), int(r or 0)), last)
+        for organisation_id, s, f, r, last in session.execute(
+            select(
+                UsageDay.organisation_id,
+                recent(UsageDay.scored),
+                recent(UsageDay.flagged),
+                recent(UsageDay.reviewed),
+                func.max(UsageDay.day),
+            ).group_by(UsageDay.organisation_id)
+        ).all()
+    }
+    licenses: dict[uuid.UUID, list[License]] = {}
+    for license_ in session.scalars(
+        select(License).order_by(License.issued_at.desc(), License.id)
+    ).all():
+        licenses.setdefault(license_.organisation_id, []).append(license_)
+    overviews = []
+    for organisation in session.scalars(select(Organisation).order_by(Organisation.name)).all():
+        own = licenses.get(organisation.id, [])
+        counts, last = usage.get(organisation.id, (Counts(), None))
+        overviews.append(
+            OrganisationOverview(
+                organisation=organisation,
+                newest_license=own[0] if own else None,
+                license_count=len(own),
+                recent=counts,
+                last_report=last,
+            )
+        )
+    return overviews
+
+
+#### The contact's link ####
+
+
+def organisation_contact(session: Session, organisation_id: uuid.UUID) -> str | None:
+    """The contact address of the newest application that got the organisation a license."""
+    return session.scalars(
+        select(Application.contact_email)
+        .join(License, Application.license_id == License.id)
+        .where(License.organisation_id == organisation_id)
+        .order_by(Application.id.desc())
+        .limit(1)
+    ).first()
+
+
+def dashboard_link_url(settings: Settings, token: str) -> str:
+    return f"{settings.portal_url}{DASHBOARD_PATH}{token}"
+
+
+def send_dashboard_link(
+    session: Session,
+    settings: Settings,
+    postbox: Postbox,
+    organisation_id: uuid.UUID,
+    *,
+    to: str,
+    actor: str,
+) -> str:
+    """E-mail ``to`` a new read-only dashboard link of the organisation (multi-use,
+    ``DASHBOARD_LINK_DAYS`` days); earlier dashboard links stop working.
+
+    Raises:
+        OrganisationNotFoundError: No organisation has this id.
+    """
+    organisation = get_organisation(session, organisation_id)
+    withdraw_links(session, LinkPurpose.ORGANISATION_DASHBOARD, str(organisation.id))
+    token = create_link(
+        session,
+        LinkPurpose.ORGANISATION_DASHBOARD,
+        str(organisation.id),
+        lifetime=timedelta(days=DASHBOARD_LINK_DAYS),
+        one_time=False,
+    )
+    link = dashboard_link_url(settings, token)
+    postbox.queue(
+        "organisation-dashboard",
+        to=to,
+        context={
+            "organisation": organisation,
+            "dashboard_link": link,
+            "link_days": DASHBOARD_LINK_DAYS,
+        },
+    )
+    record_event(
+        session,
+        EventTag.ORGANISATION_DASHBOARD_LINK_SENT,
+        actor=actor,
+        subject_id=str(organisation.id),
+        payload={"to": to, "expires_in_days": DASHBOARD_LINK_DAYS},
+    )
+    return link
+
+
+@dataclass(frozen=True)
+class LinkedDashboard:
+    dashboard: Dashboard
+    link_expires_at: datetime
+
+
+def dashboard_for_link(
+    session: Session, token: str, *, days: int, today: date | None = None
+) -> LinkedDashboard:
+    """The dashboard a contact's link opens (the link stays usable until it expires).
+
+    Raises:
+        LinkUnusableError: The link is unknown, malformed, expired or withdrawn.
+    """
+    link = resolve_link(session, token, LinkPurpose.ORGANISATION_DASHBOARD)
+    dashboard = organisation_dashboard(session, uuid.UUID(link.subject_id), days=days, today=today)
+    return LinkedDashboard(dashboard, link.expires_at)
