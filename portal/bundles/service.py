@@ -14,6 +14,25 @@ writes it (``model.skops``, ``manifest.json``, ``MODEL_CARD.md``), and:
 ``export_bundle`` writes the air-gapped export of a published version after
 re-signing the timestamp, so the export verifies for the full timestamp
 expiry period (``VIGIL_TIMESTAMP_EXPIRY_DAYS``) from the moment it is made.
+
+Promotion (``vigil-portal bundles promote``) moves a published bundle onto
+another channel, behind a gate:
+
+1. ``evaluate_promotion`` refuses a bundle already on the channel or older
+   than the channel's current bundle, then compares it with that bundle (or
+   ``against``): both are read from the signed repository (length and hashes
+   checked) and score the same fixed labelled evaluation set. Without an
+   evaluation set, only two bundles trained on the same data (same digest)
+   are compared, by the cross-validation figures both recorded on it; bundles
+   trained on different data need ``--eval``. An empty channel has nothing to
+   compare with, and the gate passes.
+2. ``promote_bundle`` refuses (``PromotionRefusedError``, exit 4, nothing
+   changed) a candidate worse than the other bundle by more than the
+   tolerance on PR-AUC or recall at 1% or 0.1% FPR
+   (``portal.training.comparison``), unless forced with a reason. Otherwise
+   the repository stages the bundle on the channel and points the channel at
+   it, publishes, and the bundle's row follows it (one row per version); a
+   ``bundle:promoted`` event records from, to, the comparison and any force.
 """
 
 from __future__ import annotations
@@ -21,6 +40,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -33,8 +53,9 @@ from licensing.bundles import (
     BundleManifest,
     build_bundle,
     parse_version,
+    read_bundle,
 )
-from licensing.exceptions import BundleVerificationError
+from licensing.exceptions import BundleVerificationError, RepositoryError
 from licensing.export import export_bundle as write_export
 from portal.bundles.models import Bundle, Channel
 from portal.db_base import utc_now
@@ -46,13 +67,23 @@ from portal.errors import (
 )
 from portal.events.service import record_event
 from portal.events.tags import EventTag
+from portal.training.comparison import (
+    DEFAULT_TOLERANCE,
+    Comparison,
+    compare_headlines,
+    compare_on_evaluation_set,
+)
+from scoring_engine.errors import VigilError
+from scoring_engine.model.directory import load_model_dir
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from sqlalchemy.orm import Session
 
     from licensing.repository import Repository
+    from scoring_engine.formats.base import RecordError
+    from scoring_engine.model.scorer import GroomingModel
 
 DEFAULT_BUNDLE_NAME: Final = "reference"
 MAX_MODEL_MANIFEST_BYTES: Final = 1024 * 1024
@@ -212,5 +243,204 @@ def export_bundle(
         actor=actor,
         subject_id=bundle.version,
         payload={"target_path": bundle.target_path, "file": out.name},
+    )
+    return bundle
+
+
+#### Promotion ####
+
+
+class PromotionRefusedError(BundleConflictError):
+    """The gate found the candidate worse than the channel's bundle (exit 4)."""
+
+
+class UnusableBundleError(BundleConflictError):
+    """A published bundle's model cannot be loaded for the gate's evaluation."""
+
+
+@dataclass(frozen=True)
+class PromotionGate:
+    """A candidate, the bundle it would replace, and how they compare."""
+
+    candidate: Bundle
+    channel: Channel
+    against: Bundle | None
+    comparison: Comparison | None
+    tolerance: float
+
+    @property
+    def worse(self) -> list[str]:
+        """One ``label: base X, candidate Y`` line per figure worse beyond the tolerance."""
+        if self.comparison is None:
+            return []
+        return [
+            f"{m.label}: {self.comparison.base_label} {m.base:.3f}, "
+            f"{self.comparison.candidate_label} {m.candidate:.3f}"
+            for m in self.comparison.regressions(self.tolerance)
+            if m.base is not None and m.candidate is not None
+        ]
+
+
+def load_bundle_model(repository: Repository, bundle: Bundle, scratch: Path) -> GroomingModel:
+    """The model of a published bundle, read as an engine reads it: length and hashes from
+    the signed targets metadata, then the bundle's own digests and the model file's.
+
+    Raises:
+        RepositoryError: The bundle is not in the published metadata.
+        BundleError: The stored file fails verification.
+        UnusableBundleError: Its model cannot be loaded.
+    """
+    info = repository.published_targets().get(bundle.target_path)
+    if info is None:
+        raise RepositoryError(f"{bundle.label} ({bundle.target_path}) is not a published target")
+    verified = read_bundle(
+        repository.target_file_path(bundle.target_path),
+        scratch / bundle.version,
+        expected_length=info.length,
+        expected_hashes=info.hashes,
+    )
+    try:
+        model, _ = load_model_dir(verified.directory)
+    except VigilError as error:
+        raise UnusableBundleError(f"{bundle.label}: {error}") from None
+    return model
+
+
+def _manifest_comparison(candidate: Bundle, against: Bundle) -> Comparison:
+    digest = candidate.manifest.get("training_data_digest")
+    if digest is None or digest != against.manifest.get("training_data_digest"):
+        raise InvalidInputError(
+            f"{candidate.label} and {against.label} were trained on different data, so their "
+            "cross-validation figures do not compare: give a fixed labelled evaluation set "
+            "with --eval"
+        )
+    training = candidate.manifest.get("training") or {}
+    n = int(training.get("conversations") or 0)
+    return compare_headlines(
+        against.manifest.get("metrics") or {},
+        candidate.manifest.get("metrics") or {},
+        scheme="cross-validation",
+        description=f"the cross-validation figures both recorded on the same training data "
+        f"({digest}); {n:,} conversations",
+        n=n,
+        n_positive=int(training.get("grooming") or 0),
+        base_label=against.label,
+        candidate_label=candidate.label,
+    )
+
+
+def evaluate_promotion(
+    session: Session,
+    repository: Repository,
+    version: str,
+    *,
+    channel: Channel,
+    eval_paths: Sequence[Path] = (),
+    against: str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    fmt: str = "auto",
+    strict: bool = False,
+    on_error: Callable[[RecordError], None] | None = None,
+) -> PromotionGate:
+    """Compare bundle ``version`` with the bundle it would replace on ``channel``.
+
+    Raises:
+        BundleNotFoundError: ``version`` or ``against`` was never published.
+        BundleConflictError: The bundle is already on ``channel``, or older than its bundle.
+        InvalidInputError: Bad tolerance or evaluation set, or nothing comparable.
+    """
+    if not 0.0 <= tolerance < 1.0:
+        raise InvalidInputError("--tolerance must be at least 0 and below 1")
+    candidate = get_bundle(session, version)
+    if candidate.channel is channel:
+        raise BundleConflictError(f"{candidate.label} is already on {channel.value}")
+    _check_newer_than_channel(repository, channel, version)
+    other: Bundle | None = None
+    if against is not None:
+        other = get_bundle(session, against)
+    else:
+        current = repository.channel_index(channel.value)
+        if current is not None and current.bundle_version != version:
+            other = get_bundle(session, current.bundle_version)
+    comparison = None
+    if other is not None and eval_paths:
+        with tempfile.TemporaryDirectory(prefix="vigil-gate-") as scratch:
+            base_model = load_bundle_model(repository, other, Path(scratch))
+            candidate_model = load_bundle_model(repository, candidate, Path(scratch))
+        comparison = compare_on_evaluation_set(
+            base_model,
+            candidate_model,
+            eval_paths,
+            base_label=other.label,
+            candidate_label=candidate.label,
+            fmt=fmt,
+            strict=strict,
+            on_error=on_error,
+        )
+    elif other is not None:
+        comparison = _manifest_comparison(candidate, other)
+    return PromotionGate(
+        candidate=candidate,
+        channel=channel,
+        against=other,
+        comparison=comparison,
+        tolerance=tolerance,
+    )
+
+
+def promote_bundle(
+    session: Session,
+    repository: Repository,
+    gate: PromotionGate,
+    *,
+    actor: str,
+    force_reason: str | None = None,
+) -> Bundle:
+    """Put the gate's candidate on its channel, unless the gate refuses it.
+
+    ``force_reason`` promotes a candidate the gate found worse; it is recorded.
+
+    Raises:
+        PromotionRefusedError: The candidate is worse beyond the tolerance (not forced).
+        RepositoryError, SigningKeyError: Staging or signing failed.
+    """
+    bundle = gate.candidate
+    worse = gate.worse
+    if worse and force_reason is None:
+        raise PromotionRefusedError(
+            f"refused: {bundle.label} is worse than {gate.against.label if gate.against else '?'} "
+            f"by more than {gate.tolerance:g} ({'; '.join(worse)}); "
+            f"{gate.channel.value} is unchanged"
+        )
+    if force_reason is not None and not force_reason.strip():
+        raise InvalidInputError("a forced promotion needs a reason")
+    previous_channel, previous_path = bundle.channel, bundle.target_path
+    target_path = repository.promote_bundle(previous_path, channel=gate.channel.value)
+    versions = repository.publish()
+    info = repository.published_targets()[target_path]
+    bundle.channel = gate.channel
+    bundle.target_path = target_path
+    session.flush()
+    record_event(
+        session,
+        EventTag.BUNDLE_PROMOTED,
+        actor=actor,
+        subject_id=bundle.version,
+        payload={
+            "name": bundle.name,
+            "version": bundle.version,
+            "from": previous_channel.value,
+            "to": gate.channel.value,
+            "from_target": previous_path,
+            "target_path": target_path,
+            "sha256": info.hashes["sha256"],
+            "replaced": gate.against.version if gate.against else None,
+            "comparison": (
+                gate.comparison.to_dict(gate.tolerance) if gate.comparison is not None else None
+            ),
+            "forced": force_reason is not None,
+            "reason": force_reason,
+            "targets_version": versions.targets,
+        },
     )
     return bundle

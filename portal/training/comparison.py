@@ -22,18 +22,21 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from portal.errors import InvalidInputError
 from scoring_engine.errors import VigilError
 from scoring_engine.evaluation import EvaluationAccumulator, EvaluationReport
 from scoring_engine.formats import read_conversations
-from scoring_engine.formats.base import RecordError
-from scoring_engine.model.scorer import GroomingModel
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from pathlib import Path
+
+    from scoring_engine.formats.base import RecordError
+    from scoring_engine.model.scorer import GroomingModel
 
 GATED_METRICS: Final = ("pr_auc", "recall_at_fpr_0.01", "recall_at_fpr_0.001")
 METRIC_LABELS: Final = {
@@ -118,7 +121,9 @@ class Comparison:
             delta = "n/a" if m.delta is None else f"{m.delta:+.3f}"
             verdict = ""
             if not m.gated:
-                verdict = " (not gated: too few normal conversations)"
+                verdict = (
+                    f" (not gated: fewer than {MIN_NORMALS_FOR_STRICT_FPR:,} normal conversations)"
+                )
             elif tolerance is not None and m.worse(tolerance):
                 verdict = f" WORSE by more than {tolerance:g}"
             out.append(
