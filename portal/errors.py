@@ -33,6 +33,10 @@ class PortalError(Exception):
         """Headers a web response to this error must carry."""
         return {}
 
+    def json_detail(self) -> object:
+        """The ``detail`` of a JSON answer: the message, unless the error has more to say."""
+        return str(self)
+
 
 #### Bad input (exit code 2) ####
 
@@ -224,4 +228,84 @@ class NotActivatedError(NotFoundError):
 
 
 class ActivationNotFoundError(NotFoundError):
+    pass
+
+
+#### The engine API: usage and feedback reports (docs/feedback.md) ####
+
+
+class UnsupportedMediaTypeError(PortalError):
+    """A body that is not JSON, or a ``Content-Encoding`` other than ``gzip`` or ``identity``."""
+
+    status_code: ClassVar[int] = 415
+    error_code: ClassVar[str | None] = "unsupported_media_type"
+
+
+class InvalidContentEncodingError(InvalidInputError):
+    """A body declared ``Content-Encoding: gzip`` that is not (complete) gzip data."""
+
+    error_code: ClassVar[str | None] = "invalid_content_encoding"
+
+
+class LeaseRefusedError(PortalError):
+    """The ``X-Vigil-Lease`` of a report does not prove the engine holds a seat."""
+
+    status_code: ClassVar[int] = 401
+    error_code: ClassVar[str | None] = "invalid_lease"
+
+
+class MissingLeaseError(LeaseRefusedError):
+    error_code: ClassVar[str | None] = "missing_lease"
+
+
+class InvalidLeaseTokenError(LeaseRefusedError):
+    """Malformed, wrongly signed, not yet valid, of another license or another
+    engine than the body names, or of an activation that is no longer current.
+    """
+
+
+class ExpiredLeaseError(LeaseRefusedError):
+    """The lease expired: the engine renews it (``/api/v1/leases/renew``) and retries."""
+
+    status_code: ClassVar[int] = 403
+    error_code: ClassVar[str | None] = "lease_expired"
+
+
+class InvalidBatchError(InvalidInputError):
+    """A usage or feedback batch with malformed records; nothing of it is kept.
+
+    ``problems`` are ``{"record": INDEX or None, "field": NAME, "reason": TEXT}``
+    (``record`` is None for the batch's own members); JSON answers carry them as
+    the ``detail`` list. They never quote the record's values.
+    """
+
+    status_code: ClassVar[int] = 422
+    error_code: ClassVar[str | None] = "invalid_batch"
+
+    def __init__(self, problems: list[dict[str, object]]) -> None:
+        first = problems[0] if problems else {}
+        where = f"record {first['record']}: " if first.get("record") is not None else ""
+        super().__init__(
+            f"{len(problems)} problem(s) in the batch, first {where}"
+            f"{first.get('field')}: {first.get('reason')}"
+        )
+        self.problems = problems
+
+    def json_detail(self) -> object:
+        return self.problems
+
+
+class BatchConflictError(ConflictError):
+    """A batch id already accepted from another license, or as the other kind of batch."""
+
+    error_code: ClassVar[str | None] = "batch_conflict"
+
+
+class TextSharingDisabledError(PermissionDeniedError):
+    """Feedback carries message text, but the organisation has not enabled sharing."""
+
+    error_code: ClassVar[str | None] = "text_sharing_disabled"
+
+
+class OrganisationNotFoundError(NotFoundError):
     pass

@@ -1,20 +1,200 @@
 """Feedback from engines: stored per reviewed conversation, read back for retraining.
 
+- ``receive_feedback`` accepts a batch once (``portal.usage.service`` says how
+  every batch is authorised, deduplicated and refused). Each record is
+  written with one bulk ``INSERT ... ON CONFLICT (feedback_id) DO UPDATE``: a
+  feedback id seen again from the same license replaces the earlier verdict
+  (a moderator corrected it; ``received_at`` keeps the first arrival). A
+  feedback id that belongs to another license is refused (422), never
+  overwritten.
+- Text comes only with the organisation's consent: a record with ``text``
+  when its organisation has not enabled sharing refuses the whole batch
+  (``TextSharingDisabledError``, 403); nothing of it is kept.
+- ``feedback_policy`` tells an engine whether to offer sharing, and the limits.
 - ``feedback_examples`` yields the latest verdict of every feedback id (a corrected
   verdict replaced the row), in a stable order, with the vector decoded.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import null, select
 from sqlalchemy.orm import Session
 
+from portal.db_base import utc_now
+from portal.errors import LicenseNotFoundError, TextSharingDisabledError
 from portal.feedback.models import Feedback
+from portal.feedback.schemas import FeedbackBatch, FeedbackRow, feedback_rows
+from portal.licenses.models import License
 from portal.organisations.models import Organisation
 from portal.training.feedback import FeedbackExample
+from portal.usage.schemas import MAX_RECORDS, BatchAnswer, FeedbackPolicy, problem, raise_problems
+from portal.usage.service import (
+    BatchKind,
+    authorise_report,
+    claim_batch,
+    previous_batch,
+    table_of,
+    upsert,
+)
+from portal.web.security import REPORT_MAX_BODY_BYTES
 from scoring_engine.model.vectors import FeatureVector
+
+if TYPE_CHECKING:
+    from licensing.leases import VerifiedLease
+
+_REPLACED_ON_CORRECTION = (
+    "engine_id",
+    "batch_id",
+    "bundle",
+    "score",
+    "threshold",
+    "characteristics",
+    "verdict",
+    "reviewed_at",
+    "vector_version",
+    "vector_dim",
+    "vector_nnz",
+    "vector",
+    "shared_text",
+    "updated_at",
+)
+
+
+def _organisation_of(session: Session, license_id: uuid.UUID) -> tuple[uuid.UUID, bool]:
+    """The license's organisation id and whether it enabled text sharing."""
+    row = session.execute(
+        select(Organisation.id, Organisation.text_sharing_enabled)
+        .join(License, License.organisation_id == Organisation.id)
+        .where(License.id == license_id)
+    ).one_or_none()
+    if row is None:
+        raise LicenseNotFoundError(f"no license {license_id}")
+    return row.id, row.text_sharing_enabled
+
+
+def feedback_policy(
+    session: Session, license_id: uuid.UUID, lease: VerifiedLease
+) -> FeedbackPolicy:
+    """What the engine may send: text sharing as its organisation set it, and the limits.
+
+    Raises:
+        InvalidLeaseTokenError, NotActivatedError: See ``authorise_report``.
+    """
+    try:
+        engine_id = uuid.UUID(lease.claims.engine_id)
+    except ValueError:
+        engine_id = uuid.UUID(int=0)  # no engine has it: refused as not activated
+    authorise_report(session, license_id, lease, engine_id)
+    _, text_sharing = _organisation_of(session, license_id)
+    return FeedbackPolicy(
+        text_sharing=text_sharing, max_records=MAX_RECORDS, max_body_bytes=REPORT_MAX_BODY_BYTES
+    )
+
+
+def _check_ownership(
+    session: Session, license_id: uuid.UUID, batch: FeedbackBatch, rows: list[FeedbackRow]
+) -> None:
+    """Refuse feedback ids another license already reported."""
+    taken = set(
+        session.scalars(
+            select(Feedback.feedback_id).where(
+                Feedback.feedback_id.in_([row.feedback_id for row in rows]),
+                Feedback.license_id != license_id,
+            )
+        )
+    )
+    if taken:
+        raise_problems(
+            [
+                problem(index, "feedback_id", "already reported under another license")
+                for index, record in enumerate(batch.records)
+                if record.feedback_id in taken
+            ]
+        )
+
+
+def receive_feedback(
+    session: Session,
+    license_id: uuid.UUID,
+    lease: VerifiedLease,
+    batch: FeedbackBatch,
+    *,
+    now: datetime | None = None,
+) -> BatchAnswer:
+    """Accept a feedback batch once; a feedback id seen before replaces its verdict.
+
+    Raises:
+        InvalidLeaseTokenError, NotActivatedError: See ``authorise_report``.
+        BatchConflictError: The batch id is another batch's.
+        InvalidBatchError: A record is malformed, or its feedback id is another
+            license's (nothing is kept).
+        TextSharingDisabledError: A record carries text and the organisation has
+            not enabled sharing (nothing is kept).
+    """
+    now = now or utc_now()
+    authorise_report(session, license_id, lease, batch.engine_id)
+    duplicate = previous_batch(session, BatchKind.FEEDBACK, batch.batch_id, license_id)
+    if duplicate is not None:
+        return duplicate
+    rows = feedback_rows(batch)
+    organisation_id, text_sharing = _organisation_of(session, license_id)
+    if not text_sharing and any(row.shared_text is not None for row in rows):
+        raise TextSharingDisabledError(
+            "this organisation has not enabled text sharing: send feedback without text"
+        )
+    if rows:
+        _check_ownership(session, license_id, batch, rows)
+    duplicate = claim_batch(
+        session,
+        BatchKind.FEEDBACK,
+        batch.batch_id,
+        license_id=license_id,
+        engine_id=batch.engine_id,
+        records=len(batch.records),
+        now=now,
+    )
+    if duplicate is not None:
+        return duplicate
+    if rows:
+        statement = upsert(session, table_of(Feedback))
+        statement = statement.on_conflict_do_update(
+            index_elements=["feedback_id"],
+            set_={name: statement.excluded[name] for name in _REPLACED_ON_CORRECTION},
+            where=Feedback.license_id == statement.excluded.license_id,
+        )
+        session.execute(
+            statement,
+            [
+                {
+                    "feedback_id": row.feedback_id,
+                    "license_id": license_id,
+                    "organisation_id": organisation_id,
+                    "engine_id": batch.engine_id,
+                    "batch_id": batch.batch_id,
+                    "bundle": row.bundle,
+                    "score": row.score,
+                    "threshold": row.threshold,
+                    "characteristics": row.characteristics,
+                    "verdict": row.verdict,
+                    "reviewed_at": row.reviewed_at,
+                    "vector_version": row.vector_version,
+                    "vector_dim": row.vector_dim,
+                    "vector_nnz": row.vector_nnz,
+                    "vector": row.vector,
+                    # SQL NULL, not the JSON document ``null``.
+                    "shared_text": null() if row.shared_text is None else row.shared_text,
+                    "received_at": now,
+                    "updated_at": now,
+                }
+                for row in rows
+            ],
+        )
+    return BatchAnswer(batch_id=batch.batch_id, accepted=len(batch.records))
 
 
 def feedback_examples(session: Session, *, batch_size: int = 1000) -> Iterator[FeedbackExample]:

@@ -5,9 +5,9 @@ Content-Security-Policy allows no script). Every route passes the CSRF check
 (``security.require_csrf``, an app-wide dependency) and every response gets
 the security headers. Routes live with their domain (``portal/<domain>/routes.py``).
 
-The engine API (``/tuf/`` update repository, ``/api/v1/`` activations and
-leases) answers JSON, authenticates each request with the license bearer
-token and is exempt from CSRF (it never reads cookies). While the app runs,
+The engine API (``/tuf/`` update repository, ``/api/v1/`` activations,
+leases, usage and feedback) answers JSON, authenticates each request with the
+license bearer token and is exempt from CSRF (it never reads cookies). While the app runs,
 its lifespan keeps the repository's timestamp fresh
 (``portal.repository.schedule``).
 """
@@ -29,6 +29,7 @@ from portal.dashboard import routes as dashboard_routes
 from portal.db import make_engine
 from portal.engines import routes as engine_routes
 from portal.events import routes as event_routes
+from portal.feedback import routes as feedback_routes
 from portal.licenses import routes as license_routes
 from portal.licenses.bearer import EngineAuthenticator
 from portal.mail.service import transport_for
@@ -37,6 +38,7 @@ from portal.repository.published import PublishedRepository
 from portal.repository.schedule import refreshing
 from portal.settings import Settings, get_settings
 from portal.templating import STATIC_DIR
+from portal.usage import routes as usage_routes
 from portal.web import health
 from portal.web.deps import OptionalAdmin
 from portal.web.errors import register_error_handlers
@@ -136,5 +138,7 @@ def create_app(
     app.include_router(event_routes.router)
     app.include_router(repository_routes.router)
     app.include_router(engine_routes.api_router)
+    app.include_router(usage_routes.router)
+    app.include_router(feedback_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -4,6 +4,8 @@ and ``/healthz``, HTML pages (``templates/errors/<status>.html``) for everything
 - JSON errors are ``{"error": CODE, "detail": MESSAGE}``: ``CODE`` is the domain
   error's machine-readable ``error_code`` (``license_revoked``...) or, for other
   errors, a code for the HTTP status (``not_found``, ``request_too_large``...).
+  ``detail`` is the message, or what the error's ``json_detail`` gives instead
+  (the per-record problems of ``invalid_batch``).
 - ``AuthenticationRequiredError`` on a page redirects (303) to the login, which
   returns to the page afterwards.
 - A domain error's own headers go with it (``Retry-After`` of
@@ -79,10 +81,14 @@ def error_response(
     *,
     headers: dict[str, str] | None = None,
     code: str | None = None,
+    detail: object = None,
 ) -> Response:
     if wants_json(request):
         return JSONResponse(
-            {"error": code or STATUS_CODES.get(status, "error"), "detail": message},
+            {
+                "error": code or STATUS_CODES.get(status, "error"),
+                "detail": message if detail is None else detail,
+            },
             status_code=status,
             headers=headers,
         )
@@ -118,6 +124,7 @@ async def handle_portal_error(request: Request, error: Exception) -> Response:
         str(error),
         headers=error.response_headers() or None,
         code=error.error_code,
+        detail=error.json_detail(),
     )
 
 

@@ -32,16 +32,22 @@ import re
 import secrets
 import threading
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from fastapi import Request
 from fastapi.routing import APIRoute
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 
-from portal.errors import CsrfError, RateLimitedError
+from portal.errors import (
+    CsrfError,
+    InvalidContentEncodingError,
+    RateLimitedError,
+    UnsupportedMediaTypeError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -266,10 +272,14 @@ def rate_limit(name: str) -> Callable[[Request], None]:
 #### Request bodies ####
 
 API_MAX_BODY_BYTES: Final = 64 * 1024
+# Usage and feedback batches (docs/feedback.md): up to 1000 feedback records of a few
+# KiB each. The limit holds for the body as sent and again for it decompressed.
+REPORT_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+_GZIP_WBITS: Final = 16 + zlib.MAX_WBITS
 
 
-def _too_large() -> HTTPException:
-    return HTTPException(413, f"request bodies are limited to {API_MAX_BODY_BYTES} bytes")
+def _too_large(limit: int, what: str = "request bodies") -> HTTPException:
+    return HTTPException(413, f"{what} are limited to {limit} bytes")
 
 
 def _limited_receive(receive: Receive, limit: int) -> Receive:
@@ -281,33 +291,93 @@ def _limited_receive(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > limit:
-                raise _too_large()
+                raise _too_large(limit)
         return message
 
     return limited
 
 
-class BodyLimitedRoute(APIRoute):
-    """A route that reads at most ``API_MAX_BODY_BYTES`` of a request body: a
-    larger ``Content-Length`` is refused (413) before anything is read, a
-    longer body without one as soon as it passes the limit, so nothing larger
-    is ever held in memory. The 413 goes through the app's error mapping
-    (unlike Starlette's ``max_body_size``, which answers in plain text).
+def _gunzipping_receive(receive: Receive, limit: int) -> Receive:
+    """The body decompressed as it arrives, never more than ``limit`` bytes of it:
+    decompression stops one byte past the limit (413), so a gzip bomb costs at most
+    ``limit`` bytes of memory. Concatenated gzip members are one body (RFC 1952).
     """
+    decompressor = zlib.decompressobj(_GZIP_WBITS)
+    produced = 0
+
+    async def gunzipped() -> Message:
+        nonlocal decompressor, produced
+        message = await receive()
+        if message["type"] != "http.request":
+            return message
+        data: bytes = message.get("body", b"")
+        more_body: bool = message.get("more_body", False)
+        parts: list[bytes] = []
+        try:
+            while data:
+                if decompressor.eof:
+                    decompressor = zlib.decompressobj(_GZIP_WBITS)
+                plain = decompressor.decompress(data, limit - produced + 1)
+                produced += len(plain)
+                if produced > limit:
+                    raise _too_large(limit, "decompressed request bodies")
+                parts.append(plain)
+                # Output below the bound means the input was consumed, up to the end
+                # of a member: what follows it (if anything) is the next member.
+                data = decompressor.unused_data if decompressor.eof else b""
+        except zlib.error:
+            raise InvalidContentEncodingError("the body is not valid gzip data") from None
+        if not more_body and not decompressor.eof:
+            raise InvalidContentEncodingError("the gzip body is truncated")
+        return {"type": "http.request", "body": b"".join(parts), "more_body": more_body}
+
+    return gunzipped
+
+
+class BodyLimitedRoute(APIRoute):
+    """A route that reads at most ``max_body_bytes`` (``API_MAX_BODY_BYTES``) of a
+    request body: a larger ``Content-Length`` is refused (413) before anything is
+    read, a longer body without one as soon as it passes the limit, so nothing
+    larger is ever held in memory. The 413 goes through the app's error mapping
+    (unlike Starlette's ``max_body_size``, which answers in plain text).
+
+    With ``accept_gzip``, ``Content-Encoding`` must be ``gzip`` or ``identity``
+    (else 415): a gzip body is decompressed on the way in, bounded by the same
+    limit (413 beyond it, 400 ``invalid_content_encoding`` for data that is not
+    gzip), and the route sees the plain body.
+    """
+
+    max_body_bytes: ClassVar[int] = API_MAX_BODY_BYTES
+    accept_gzip: ClassVar[bool] = False
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        limit = self.max_body_bytes
+        accept_gzip = self.accept_gzip
 
         async def limited(request: Request) -> Response:
             declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > API_MAX_BODY_BYTES:
-                raise _too_large()
-            limited_request = Request(
-                request.scope, _limited_receive(request.receive, API_MAX_BODY_BYTES)
-            )
-            return await handler(limited_request)
+            if declared.isdigit() and int(declared) > limit:
+                raise _too_large(limit)
+            receive = _limited_receive(request.receive, limit)
+            if accept_gzip:
+                encoding = request.headers.get("content-encoding", "identity").strip().lower()
+                if encoding == "gzip":
+                    receive = _gunzipping_receive(receive, limit)
+                elif encoding not in {"", "identity"}:
+                    raise UnsupportedMediaTypeError("Content-Encoding must be gzip or identity")
+            return await handler(Request(request.scope, receive))
 
         return limited
+
+
+class ReportBodyRoute(BodyLimitedRoute):
+    """The engines' usage and feedback routes: bodies of up to
+    ``REPORT_MAX_BODY_BYTES`` (8 MiB, also once decompressed), optionally gzipped.
+    """
+
+    max_body_bytes: ClassVar[int] = REPORT_MAX_BODY_BYTES
+    accept_gzip: ClassVar[bool] = True
 
 
 #### Headers ####

@@ -87,6 +87,9 @@ def test_the_walk_finds_the_spec_routes() -> None:
         ("GET", "/tuf/targets/{path:path}"),
         ("POST", "/api/v1/activations"),
         ("POST", "/api/v1/leases/renew"),
+        ("GET", "/api/v1/feedback/policy"),
+        ("POST", "/api/v1/usage"),
+        ("POST", "/api/v1/feedback"),
     ]:
         assert expected in ROUTES
 
