@@ -216,6 +216,8 @@ def retrain(
             "'vigil-portal models train')",
             ExitCode.BAD_INPUT,
         )
+    if out.resolve() == base.resolve():
+        fail("--out must not be the --base directory: the base stays as it is", ExitCode.BAD_INPUT)
     try:
         base_manifest = read_manifest(base)
     except VigilError as error:

@@ -88,9 +88,11 @@ def test_feedback_rows_are_fitted_on_but_never_measured(research_data: TrainingD
         [example(gaming_chat(i), "not_grooming") for i in range(20)]
         + [example(grooming_conversation(random.Random(i), 100 + i), "grooming") for i in range(5)]
     )
-    base = train_model(research_data, CONFIG)
+    config = TrainingConfig(min_positive_groups=2, folds=3)  # sources left out too
+    base = train_model(research_data, config)
     data = research_data.with_feedback(feedback.X, feedback.labels, feedback.ids)
-    candidate = train_model(data, CONFIG)
+    candidate = train_model(data, config)
+    assert set(candidate.metrics["leave_one_source_out"]) == {"cooking", "movies", "support"}
     assert candidate.manifest["training"]["conversations"] == 200
     assert candidate.manifest["training"]["feedback_rows"] == 25
     assert candidate.manifest["training"]["extra_windows"] == 0
@@ -377,3 +379,6 @@ def test_retrain_needs_the_with_feedback_flag_and_the_data_files(
     )
     assert result.exit_code == 2
     assert "keeps only their digest" in result.stderr
+    result = cli(*retrain_args(base_model, model))
+    assert result.exit_code == 2
+    assert "--out must not be the --base directory" in result.stderr
