@@ -3,11 +3,13 @@ is published."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 
 from portal.cli._common import cli_actor
 from portal.db import session_scope
@@ -42,6 +44,7 @@ from scoring_engine.conversation import Conversation
 from scoring_engine.errors import ExitCode, VigilError
 from scoring_engine.formats import FORMATS, InputFormatError, ReadStats, read_conversations
 from scoring_engine.model.directory import load_model_dir, read_manifest, write_model_dir
+from scoring_engine.model.vectors import VectorFormatError
 
 app = typer.Typer(help="Train and evaluate models.", no_args_is_help=True)
 DEFAULTS = TrainingConfig()
@@ -126,6 +129,7 @@ def train(
             result = train_model(training_data, config, progress)
         except ValueError as error:
             fail(str(error), ExitCode.BAD_INPUT)
+    result.manifest["training"]["files"] = _file_names(data, windows_from)
     card = render_model_card(result.manifest, result.metrics)
     write_model_dir(out, result.model, result.manifest, card, result.metrics)
     headline = result.manifest["metrics"]
@@ -223,9 +227,12 @@ def retrain(
     except VigilError as error:
         fail(str(error), error.exit_code)
     if not data:
+        files = (base_manifest.get("training") or {}).get("files")
+        named = f" (it was trained on {json.dumps(files)})" if files else ""
         fail(
             f"give the base model's training files with --data (and --windows-from): its "
-            f"manifest keeps only their digest, {base_manifest.get('training_data_digest')}",
+            f"manifest keeps only their digest, {base_manifest.get('training_data_digest')}"
+            f"{named}",
             ExitCode.BAD_INPUT,
         )
     check_inputs([*data, *windows_from, *eval_paths])
@@ -241,6 +248,11 @@ def retrain(
         feedback.require_some()
     except PortalError as error:
         fail(str(error), error.exit_code)
+    except VectorFormatError as error:
+        # Vectors are validated when engines send them: a bad one here is damage.
+        fail(f"a stored feedback vector is unreadable: {error}", ExitCode.UNEXPECTED)
+    except SQLAlchemyError as error:
+        fail(_database_error(error), ExitCode.UNEXPECTED)
     base_model = None
     if eval_paths:
         try:
@@ -275,6 +287,7 @@ def retrain(
             result = retrain_with_feedback(training_data, feedback, base_manifest, config, progress)
         except (ValueError, PortalError) as error:
             fail(str(error), getattr(error, "exit_code", ExitCode.BAD_INPUT))
+    result.manifest["training"]["files"] = _file_names(data, windows_from)
     comparisons = result.manifest["comparison"]
     if base_model is not None:
         try:
@@ -292,6 +305,30 @@ def retrain(
         comparisons.append(on_eval.to_dict())
     card = render_model_card(result.manifest, result.metrics)
     manifest = write_model_dir(out, result.model, result.manifest, card, result.metrics)
+    try:
+        _record_retrain(manifest, out, comparisons)
+    except SQLAlchemyError as error:
+        fail(_database_error(error), ExitCode.UNEXPECTED)
+    for comparison in comparisons:
+        console.print(f"compared with the base ({comparison['description']}):")
+        for name, figures in comparison["metrics"].items():
+            console.print(
+                f"  {name}: base {_figure(figures['base'])}, "
+                f"candidate {_figure(figures['candidate'])}"
+            )
+    console.print(
+        f"wrote {out}; before promoting it, 'vigil-portal bundles promote' compares it with "
+        f"the channel's bundle (tolerance {DEFAULT_TOLERANCE:g})"
+    )
+
+
+def _database_error(error: SQLAlchemyError) -> str:
+    original = getattr(error, "orig", None) or error
+    first_line = (str(original).strip().splitlines() or [type(error).__name__])[0]
+    return f"database error: {first_line} (run 'vigil-portal db upgrade' if the schema is old)"
+
+
+def _record_retrain(manifest: dict[str, Any], out: Path, comparisons: list[Any]) -> None:
     with session_scope() as session:
         record_event(
             session,
@@ -306,17 +343,12 @@ def retrain(
                 "comparison": comparisons,
             },
         )
-    for comparison in comparisons:
-        console.print(f"compared with the base ({comparison['description']}):")
-        for name, figures in comparison["metrics"].items():
-            console.print(
-                f"  {name}: base {_figure(figures['base'])}, "
-                f"candidate {_figure(figures['candidate'])}"
-            )
-    console.print(
-        f"wrote {out}; before promoting it, 'vigil-portal bundles promote' compares it with "
-        f"the channel's bundle (tolerance {DEFAULT_TOLERANCE:g})"
-    )
+
+
+def _file_names(data: list[Path], windows_from: list[Path]) -> dict[str, list[str]]:
+    """The training files' names (not paths: a manifest ships to adopters), for the next
+    retrain's operator."""
+    return {"data": [p.name for p in data], "windows_from": [p.name for p in windows_from]}
 
 
 def _figure(value: float | None) -> str:
