@@ -138,7 +138,8 @@ class FeedbackSet:
     @classmethod
     def collect(cls, examples: Iterable[FeedbackExample]) -> FeedbackSet:
         """Rows of the examples in the engine's feature space; the rest counted as skipped."""
-        rows: list[sp.csr_matrix] = []
+        indices: list[npt.NDArray[np.int32]] = []
+        values: list[npt.NDArray[np.float32]] = []
         labels: list[bool] = []
         ids: list[str] = []
         verdicts: Counter[str] = Counter()
@@ -157,7 +158,8 @@ class FeedbackSet:
             if example.verdict not in VERDICTS:
                 skipped[f"unknown verdict {example.verdict!r}"] += 1
                 continue
-            rows.append(vector.to_row())
+            indices.append(vector.indices)
+            values.append(vector.values)
             labels.append(example.verdict in POSITIVE_VERDICTS)
             ids.append(example.feedback_id)
             verdicts[example.verdict] += 1
@@ -167,7 +169,16 @@ class FeedbackSet:
                 digest.update(part.encode() + b"\0")
             digest.update(vector.indices.astype("<i4").tobytes())
             digest.update(vector.values.astype("<f4").tobytes())
-        X = sp.vstack(rows, format="csr") if rows else sp.csr_matrix((0, FEATURE_DIM))
+        # One CSR matrix built from the vectors' arrays (not one small matrix per record).
+        indptr = np.concatenate([[0], np.cumsum([part.size for part in indices])])
+        X = sp.csr_matrix(
+            (
+                np.concatenate(values).astype(np.float64) if values else np.zeros(0),
+                np.concatenate(indices) if indices else np.zeros(0, dtype=np.int32),
+                indptr,
+            ),
+            shape=(len(ids), FEATURE_DIM),
+        )
         return cls(
             X=X,
             labels=np.array(labels, dtype=bool),

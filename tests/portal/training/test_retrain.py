@@ -161,6 +161,9 @@ def test_vectors_of_another_feature_space_are_skipped_and_counted() -> None:
         f"dimension 100 (engine: {FEATURE_DIM})",
     }
     assert feedback.labels.tolist() == [False, True]  # imminent threats are grooming
+    # Each used record is its vector, as a row of the model's feature space.
+    assert feedback.X.shape == (2, FEATURE_DIM)
+    assert (feedback.X[0] != good.to_row()).nnz == 0
 
 
 def test_without_usable_feedback_nothing_is_trained(research_data: TrainingData) -> None:
