@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from scoring_engine import usage
@@ -76,15 +76,16 @@ class ScoreRecorder:
     clock: Callable[[], datetime] = utc_now
     counts: QueueCounts = field(default_factory=QueueCounts)
     _usage: dict[str, usage.ScoreTally] = field(default_factory=dict, init=False)
+    _tally: usage.ScoreTally | None = field(default=None, init=False)
+    _day_ends: datetime = field(default=datetime.min.replace(tzinfo=UTC), init=False)
     _unwritten: int = field(default=0, init=False)
     _flagged: list[tuple[Conversation, ConversationScore]] = field(default_factory=list, init=False)
 
     def __call__(self, conversation: Conversation, result: ConversationScore) -> None:
-        day = self.clock().date().isoformat()
-        tally = self._usage.get(day)
-        if tally is None:
-            tally = self._usage[day] = usage.ScoreTally()
-        tally.add(result.score, flagged=result.flagged)
+        now = self.clock()
+        if self._tally is None or now >= self._day_ends:
+            self._tally = self._tally_of(now)
+        self._tally.add(result.score, flagged=result.flagged)
         self._unwritten += 1
         if self.queue and result.flagged:
             self._flagged.append((conversation, result))
@@ -92,6 +93,17 @@ class ScoreRecorder:
                 self.flush()
         elif self._unwritten >= USAGE_CHUNK:
             self.flush()
+
+    def _tally_of(self, now: datetime) -> usage.ScoreTally:
+        """The tally of ``now``'s UTC day (read once a day, not once a conversation)."""
+        moment = now.astimezone(UTC)
+        start = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+        self._day_ends = start + timedelta(days=1)
+        day = start.date().isoformat()
+        tally = self._usage.get(day)
+        if tally is None:
+            tally = self._usage[day] = usage.ScoreTally()
+        return tally
 
     def flush(self) -> None:
         """Write the counts and the buffered flagged conversations in one transaction."""
@@ -113,6 +125,7 @@ class ScoreRecorder:
         for outcome in outcomes:
             self.counts.add(outcome)
         self._usage.clear()
+        self._tally = None
         self._unwritten = 0
         self._flagged.clear()
 
