@@ -4,8 +4,10 @@
 A record: ``feedback_id`` (the engine's random review item id), ``bundle``,
 ``score`` and ``threshold`` in [0, 1], ``characteristics`` (name to [0, 1], at
 most ``MAX_CHARACTERISTICS``), ``verdict``, ``reviewed_at`` (ISO 8601 with a
-zone), ``features`` (``scoring_engine.model.vectors.FeatureVector.from_dict``
-decodes and checks it, naming the member that is wrong) and ``text``: null,
+zone), ``features`` (``FeatureVector.to_dict()`` of ``scoring_engine.model.vectors``:
+its members typed and bounded here with the engine's limits, its data decoded
+and checked by ``FeatureVector.from_bytes``; the received zlib bytes are what
+is stored) and ``text``: null,
 or ``{"messages": [{"author", "text"}]}`` when the moderator confirmed sharing
 it (only ``author`` and ``text`` of each message are kept).
 
@@ -16,12 +18,13 @@ later batch's would.
 from __future__ import annotations
 
 import base64
+import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints, field_validator, model_validator
 
 from portal.usage.schemas import (
     MAX_RECORDS,
@@ -32,7 +35,13 @@ from portal.usage.schemas import (
     problem,
     raise_problems,
 )
-from scoring_engine.model.vectors import FeatureVector, VectorFormatError
+from scoring_engine.model.vectors import (
+    ENCODING,
+    MAX_ENCODED_CHARS,
+    MAX_NNZ,
+    FeatureVector,
+    VectorFormatError,
+)
 
 MAX_CHARACTERISTICS: Final = 64
 MAX_SHARED_MESSAGES: Final = 10_000
@@ -44,6 +53,29 @@ Probability = Annotated[float, Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=
 CharacteristicName = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
 ]
+
+
+class WireVector(StrictMember):
+    """``FeatureVector.to_dict()``: its members checked here, its data by ``from_bytes``."""
+
+    version: Annotated[int, Field(strict=True)]
+    dim: Annotated[int, Field(strict=True, gt=0, le=2**24)]
+    nnz: Annotated[int, Field(strict=True, ge=0, le=MAX_NNZ)]
+    encoding: str
+    data: Annotated[str, StringConstraints(max_length=MAX_ENCODED_CHARS)]
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        if value != ENCODING:
+            raise ValueError(f"must be {ENCODING!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _nnz_within_dim(self) -> WireVector:
+        if self.nnz > self.dim:
+            raise ValueError("nnz must not exceed dim")
+        return self
 
 
 class SharedMessage(StrictMember):
@@ -65,7 +97,7 @@ class FeedbackRecord(StrictMember):
     ]
     verdict: Verdict
     reviewed_at: AwareDatetime
-    features: dict[str, Any]
+    features: WireVector
     text: SharedText | None = None
 
 
@@ -93,13 +125,17 @@ class FeedbackRow:
     shared_text: dict[str, Any] | None
 
 
-def _vector(features: dict[str, Any]) -> tuple[FeatureVector, bytes]:
-    vector = FeatureVector.from_dict(features)
-    nnz = int(vector.indices.size)
-    # ``from_dict`` decoded these very bytes to exactly ``nnz`` entries: keeping them
+def _vector(features: WireVector) -> tuple[FeatureVector, bytes]:
+    try:
+        received = base64.b64decode(features.data, validate=True)
+    except binascii.Error:
+        raise VectorFormatError("features.data: not base64 of zlib data") from None
+    vector = FeatureVector.from_bytes(
+        received, dim=features.dim, nnz=features.nnz, version=features.version
+    )
+    # ``from_bytes`` decoded these very bytes to exactly ``nnz`` entries: keeping them
     # saves compressing every vector again.
-    received = base64.b64decode(features["data"], validate=True)
-    if len(received) > 8 * nnz + _VECTOR_SLACK_BYTES:
+    if len(received) > 8 * features.nnz + _VECTOR_SLACK_BYTES:
         received = vector.to_bytes()
     return vector, received
 
