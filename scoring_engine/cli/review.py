@@ -262,7 +262,8 @@ def _moderator(engine_home: EngineHome, given: str | None) -> str:
 #### Commands ####
 
 IdArgument = Annotated[
-    str, typer.Argument(help="Review item id, or at least its first 6 characters.")
+    str,
+    typer.Argument(metavar="ID", help="Review item id, or at least its first 6 characters."),
 ]
 
 
@@ -329,7 +330,7 @@ def show_command(item_id: IdArgument, home: HomeOption = None) -> None:
 @review_app.command("verdict")
 def verdict_command(
     item_id: IdArgument,
-    verdict: Annotated[str, typer.Argument(help=f"One of {VERDICTS}.")],
+    verdict: Annotated[str, typer.Argument(metavar="VERDICT", help=f"One of {VERDICTS}.")],
     note: Annotated[str | None, typer.Option("--note", help="A note for the record.")] = None,
     moderator: Annotated[
         str | None,

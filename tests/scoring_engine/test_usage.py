@@ -188,3 +188,10 @@ def test_old_days_stay_separate(tmp_path):
         (yesterday, 1),
         (datetime.now(UTC).date().isoformat(), 1),
     ]
+
+
+def test_a_run_the_license_or_bundle_refuses_counts_nothing(engine, portal, tmp_path):
+    chats = write_lines(tmp_path / "chats.jsonl", [grooming_chat("g-1")])
+    assert_ok(engine("init", "--root", portal.root_file(), "--license", portal.issue()))
+    assert_fails(engine("score", chats, "--queue"), 4, "no bundle installed")
+    assert not (engine.home / "local.sqlite3").exists()
