@@ -264,7 +264,8 @@ class PromotionGate:
 
     candidate: Bundle
     channel: Channel
-    against: Bundle | None
+    replaces: str | None  # the channel's current bundle version, if any
+    against: Bundle | None  # what it was compared with (the current one unless --against)
     comparison: Comparison | None
     tolerance: float
 
@@ -355,13 +356,13 @@ def evaluate_promotion(
     if candidate.channel is channel:
         raise BundleConflictError(f"{candidate.label} is already on {channel.value}")
     _check_newer_than_channel(repository, channel, version)
+    current = repository.channel_index(channel.value)
+    replaces = current.bundle_version if current is not None else None
     other: Bundle | None = None
     if against is not None:
         other = get_bundle(session, against)
-    else:
-        current = repository.channel_index(channel.value)
-        if current is not None and current.bundle_version != version:
-            other = get_bundle(session, current.bundle_version)
+    elif replaces is not None and replaces != version:
+        other = get_bundle(session, replaces)
     comparison = None
     if other is not None and eval_paths:
         with tempfile.TemporaryDirectory(prefix="vigil-gate-") as scratch:
@@ -382,6 +383,7 @@ def evaluate_promotion(
     return PromotionGate(
         candidate=candidate,
         channel=channel,
+        replaces=replaces,
         against=other,
         comparison=comparison,
         tolerance=tolerance,
@@ -434,7 +436,8 @@ def promote_bundle(
             "from_target": previous_path,
             "target_path": target_path,
             "sha256": info.hashes["sha256"],
-            "replaced": gate.against.version if gate.against else None,
+            "replaced": gate.replaces,
+            "compared_with": gate.against.version if gate.against else None,
             "comparison": (
                 gate.comparison.to_dict(gate.tolerance) if gate.comparison is not None else None
             ),

@@ -136,7 +136,7 @@ def promote(
         bundle = service.promote_bundle(
             session, repository, gate, actor=cli_actor(), force_reason=reason if force else None
         )
-        replaced = f", replacing {gate.against.label}" if gate.against else ""
+        replaced = f", replacing {gate.replaces}" if gate.replaces else ""
         console.print(f"promoted {bundle.label} to {to.value}{replaced}: {bundle.target_path}")
 
 

@@ -160,7 +160,7 @@ def test_a_candidate_that_is_not_worse_is_promoted_where_engines_see_it(
     assert engine_sees(initialised, tmp_path / "engine", bootstrap, "stable") == "2026.11.0"
     result = cli("bundles", "promote", "2026.12.0", "--to", "stable", "--eval", str(evaluation_set))
     assert result.exit_code == 0, result.output
-    assert "promoted vigil-2026.12.0 to stable, replacing vigil-2026.11.0" in result.stdout
+    assert "promoted vigil-2026.12.0 to stable, replacing 2026.11.0" in result.stdout
     assert "recall at 1% FPR: vigil-2026.11.0 " in result.stdout
     # An engine already following stable updates to it (same client directory).
     assert engine_sees(initialised, tmp_path / "engine", bootstrap, "stable") == "2026.12.0"
@@ -169,7 +169,7 @@ def test_a_candidate_that_is_not_worse_is_promoted_where_engines_see_it(
     assert candidate.target_path == "bundles/stable/vigil-2026.12.0.tar"
     [event] = promoted_events(session)
     assert (event.payload["from"], event.payload["to"]) == ("beta", "stable")
-    assert event.payload["replaced"] == "2026.11.0"
+    assert event.payload["replaced"] == event.payload["compared_with"] == "2026.11.0"
     assert event.payload["forced"] is False
     comparison = event.payload["comparison"]
     assert comparison["scheme"] == "evaluation"
@@ -301,3 +301,27 @@ def test_an_evaluation_set_needs_both_labels(
     )
     assert result.exit_code == 2
     assert f"{bad}:1: id" in result.stderr
+
+
+def test_against_compares_with_another_published_version(
+    cli: PortalCli,
+    session: Session,
+    publish: Callable[..., Bundle],
+    models: dict[str, Path],
+    evaluation_set: Path,
+) -> None:
+    publish(models["good"], "2026.11.0", Channel.STABLE)
+    publish(models["random"], "2026.12.0", Channel.BETA)
+    publish(models["also_good"], "2026.12.1", Channel.BETA)
+    args = ["bundles", "promote", "2026.12.1", "--to", "stable", "--eval", str(evaluation_set)]
+    result = cli(*args, "--against", "2025.1.0")
+    assert result.exit_code == 4
+    assert "no published bundle has version 2025.1.0" in result.stderr
+    result = cli(*args, "--against", "2026.12.0")
+    assert result.exit_code == 0, result.output
+    assert "PR-AUC: vigil-2026.12.0 " in result.stdout
+    [event] = promoted_events(session)
+    assert (event.payload["replaced"], event.payload["compared_with"]) == (
+        "2026.11.0",
+        "2026.12.0",
+    )
