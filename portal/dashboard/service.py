@@ -3,12 +3,13 @@
 Rules:
 
 - Everything comes from ``usage_days`` (the counts engines report; no text, no
-  user ids), aggregated in SQL: one ``GROUP BY day, bundle`` scan gives the
-  daily series, the per-bundle totals and verdict mix, and each group's score
-  histograms concatenated as text, which are parsed and summed with numpy in
-  one pass; one ``GROUP BY license, engine`` scan gives the per-engine table.
-  So a page costs two scans of the period's rows whatever their number
-  (``benchmarks/bench_dashboard.py``: a year of 100 engines).
+  user ids), aggregated in SQL. One ``GROUP BY day, bundle`` scan gives the
+  daily series, the per-bundle totals and verdict mix, and the score
+  histograms (on PostgreSQL summed bin by bin in SQL; on SQLite, whose JSON
+  functions are slow, concatenated as text and summed by numpy in one pass).
+  One ``GROUP BY license, engine`` scan (in primary key order, so without a
+  sort) gives the per-engine table. So a page costs two scans of the period's
+  rows (``benchmarks/bench_dashboard.py``: a year of 100 engines).
 - A period is one of ``PERIODS`` days ending today (UTC), both ends included;
   anything else asked for falls back to ``DEFAULT_PERIOD`` (a hand-edited URL
   never fails). Days without usage count as zero, so the series has no gaps.
@@ -71,6 +72,7 @@ VERDICTS: Final = (
 _HISTOGRAM_TEXT: Final = re.compile(r"[0-9,\s]*")
 _NO_BRACKETS: Final = str.maketrans("", "", "[]")
 _CATEGORY_LABELS: Final = 6
+_COUNT_COLUMNS: Final = 6  # scored, flagged, reviewed and the three verdicts
 
 
 def parse_period(value: str | None) -> int:
@@ -193,12 +195,17 @@ class Dashboard:
 #### Aggregation ####
 
 
-def _concatenated_text(session: Session, column: InstrumentedAttribute[Any]) -> ColumnElement[str]:
-    """Every value of ``column`` in a group, as text joined by commas."""
-    as_text = cast(column, Text)
+def _histogram_columns(session: Session) -> list[ColumnElement[Any]]:
+    """What a group's histograms aggregate to: on PostgreSQL the 20 bin sums
+    (JSONB elements are cheap to read, its text output is not); elsewhere
+    (SQLite) every histogram's JSON text joined by commas, for ``sum_histograms``.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        return func.string_agg(as_text, ",", type_=Text)
-    return func.group_concat(as_text, ",", type_=Text)
+        return [
+            func.sum(UsageDay.score_histogram[index].as_integer())
+            for index in range(HISTOGRAM_BINS)
+        ]
+    return [func.group_concat(cast(UsageDay.score_histogram, Text), ",", type_=Text)]
 
 
 def _histogram_rows(texts: Iterable[str]) -> list[list[int]]:
@@ -264,7 +271,7 @@ def _by_day_and_bundle(
             func.sum(UsageDay.not_grooming),
             func.sum(UsageDay.grooming),
             func.sum(UsageDay.imminent_threat),
-            _concatenated_text(session, UsageDay.score_histogram),
+            *_histogram_columns(session),
         )
         .where(
             UsageDay.organisation_id == organisation_id,
@@ -276,12 +283,18 @@ def _by_day_and_bundle(
     per_day: dict[date, Counts] = {}
     per_bundle: dict[str, Counts] = {}
     histogram_texts: dict[str, list[str]] = {}
-    for day, bundle, *sums, histograms in rows:
-        counts = Counts(*(int(value or 0) for value in sums))
+    histogram_sums: dict[str, list[int]] = {}
+    for day, bundle, *sums in rows:
+        counts = Counts(*(int(value or 0) for value in sums[:_COUNT_COLUMNS]))
         per_day[day] = per_day.get(day, Counts()) + counts
         per_bundle[bundle] = per_bundle.get(bundle, Counts()) + counts
-        if histograms:
-            histogram_texts.setdefault(bundle, []).append(histograms)
+        histograms = sums[_COUNT_COLUMNS:]
+        if len(histograms) == HISTOGRAM_BINS:
+            bins = histogram_sums.setdefault(bundle, [0] * HISTOGRAM_BINS)
+            for index, count in enumerate(histograms):
+                bins[index] += max(0, int(count or 0))
+        elif histograms[0]:
+            histogram_texts.setdefault(bundle, []).append(histograms[0])
     days = []
     for day in period.each_day():
         counts = per_day.get(day, Counts())
@@ -290,14 +303,22 @@ def _by_day_and_bundle(
         BundleUsage(
             bundle,
             per_bundle[bundle],
-            sum_histograms(histogram_texts.get(bundle, [])),
+            tuple(histogram_sums[bundle])
+            if bundle in histogram_sums
+            else sum_histograms(histogram_texts.get(bundle, [])),
         )
         for bundle in sorted(per_bundle)
     ]
     return days, bundles
 
 
-def _by_engine(session: Session, organisation_id: uuid.UUID, period: Period) -> list[EngineUsage]:
+def _by_engine(
+    session: Session, license_ids: Sequence[uuid.UUID], period: Period
+) -> list[EngineUsage]:
+    # By license rather than organisation: the primary key (license, engine,
+    # day, bundle) then delivers the rows already grouped, with no sort.
+    if not license_ids:
+        return []
     rows = session.execute(
         select(
             UsageDay.license_id,
@@ -309,7 +330,7 @@ def _by_engine(session: Session, organisation_id: uuid.UUID, period: Period) -> 
             func.max(UsageDay.day),
         )
         .where(
-            UsageDay.organisation_id == organisation_id,
+            UsageDay.license_id.in_(license_ids),
             UsageDay.day >= period.first,
             UsageDay.day <= period.last,
         )
@@ -369,13 +390,14 @@ def organisation_dashboard(
     period = Period.ending(today or utc_now().date(), days if days in PERIODS else DEFAULT_PERIOD)
     series, bundles = _by_day_and_bundle(session, organisation.id, period)
     totals = sum((bundle.counts for bundle in bundles), Counts())
+    licenses = organisation_licenses(session, organisation.id)
     return Dashboard(
         organisation=organisation,
-        licenses=organisation_licenses(session, organisation.id),
+        licenses=licenses,
         period=period,
         days=series,
         bundles=bundles,
-        engines=_by_engine(session, organisation.id, period),
+        engines=_by_engine(session, [license_.id for license_ in licenses], period),
         totals=totals,
         charts=_charts(series, bundles),
     )
