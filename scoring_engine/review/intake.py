@@ -44,6 +44,7 @@ def utc_now() -> datetime:
 class QueueCounts:
     new: int = 0
     updated: int = 0
+    reopened: int = 0  # reviewed, but the conversation has grown since: pending again
     kept: int = 0  # already reviewed: left as the moderator judged it
 
     def add(self, outcome: Queued) -> None:
@@ -51,13 +52,14 @@ class QueueCounts:
 
     @property
     def queued(self) -> int:
-        return self.new + self.updated
+        return self.new + self.updated + self.reopened
 
     def summary(self) -> str:
         plural = "" if self.queued == 1 else "s"
         line = (
             f"review queue: {self.queued:,} flagged conversation{plural} queued "
-            f"({self.new:,} new, {self.updated:,} updated)"
+            f"({self.new:,} new, {self.updated:,} updated"
+            + (f", {self.reopened:,} reopened with new messages)" if self.reopened else ")")
         )
         if self.kept:
             line += f"; {self.kept:,} already reviewed, left as they are"

@@ -8,9 +8,13 @@ Rules it keeps:
   about the adopter's conversation id.
 - One item per (conversation id, bundle). Queuing it again refreshes a pending item (the
   newest text and score are what a moderator should see) and leaves a reviewed one as it
-  is (its verdict is about what the moderator read).
+  is (its verdict is about what the moderator read) unless the conversation has grown
+  since: then it is reopened, pending again with the new text, its note saying what the
+  earlier verdict was. A conversation judged harmless can escalate later, and that must
+  reach a moderator.
 - A verdict on an item replaces any earlier one and makes its feedback pending again
-  (``feedback_queued_at`` NULL); only the first verdict is counted in usage.
+  (``feedback_queued_at`` NULL); only the first verdict is counted in usage (a reopened
+  item's next verdict is a new review, and counted).
 - Retention: the text of items reviewed more than ``review_retention_days`` ago is deleted
   (``conversation`` NULL, ``text_deleted_at`` set); score, verdict and features stay.
 """
@@ -39,7 +43,7 @@ if TYPE_CHECKING:  # the model stack loads only for commands that score
 MIN_PREFIX: Final = 6
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
-Queued = Literal["new", "updated", "kept"]
+Queued = Literal["new", "updated", "reopened", "kept"]
 
 
 class ReviewError(BadInputError):
@@ -152,11 +156,17 @@ def enqueue(
 ) -> Queued:
     """Queue a flagged conversation (see the module rules for one already queued)."""
     existing = connection.execute(
-        "SELECT item_id, verdict FROM review_items WHERE conversation_id = ? AND bundle = ?",
+        "SELECT item_id, verdict, moderator, reviewed_at, note,"
+        " json_array_length(conversation, '$.messages') AS n_messages"
+        " FROM review_items WHERE conversation_id = ? AND bundle = ?",
         (storable(conversation.id), bundle),
     ).fetchone()
-    if existing is not None and existing["verdict"] is not None:
-        return "kept"
+    reopen = existing is not None and existing["verdict"] is not None
+    if reopen:
+        seen = existing["n_messages"]
+        # Text deleted under the retention period: nothing to compare, the verdict stands.
+        if seen is None or len(conversation.messages) <= seen:
+            return "kept"
     if features is None:
         features = feature_documents([conversation])[0]
     values = {
@@ -169,15 +179,30 @@ def enqueue(
         "conversation": json.dumps(conversation_document(conversation)),
         "features": json.dumps(features, separators=(",", ":")),
     }
-    if existing is not None:
+    if reopen:
+        grown = len(conversation.messages) - existing["n_messages"]
+        earlier = (
+            f"Reopened at {isoformat_z(now)}: {grown} new message{'' if grown == 1 else 's'}"
+            f" since the verdict {existing['verdict']} by {existing['moderator'] or 'unknown'}"
+            f" at {existing['reviewed_at']}"
+        )
+        values |= {
+            "verdict": None,
+            "moderator": None,
+            "reviewed_at": None,
+            "share_text": 0,
+            "note": earlier + (f" (note: {existing['note']})" if existing["note"] else ""),
+        }
+    elif existing is not None:
         # queued_at stays: the age in the queue is how long it has waited for a moderator.
         del values["queued_at"]
+    if existing is not None:
         assignments = ", ".join(f"{column} = :{column}" for column in values)
         connection.execute(
             f"UPDATE review_items SET {assignments} WHERE item_id = :item_id",  # noqa: S608
             {**values, "item_id": existing["item_id"]},
         )
-        return "updated"
+        return "reopened" if reopen else "updated"
     connection.execute(
         "INSERT INTO review_items (item_id, conversation_id, source_file, queued_at, bundle,"
         " score, threshold, score_line, conversation, features) VALUES (:item_id,"

@@ -69,20 +69,39 @@ def test_requeue_refreshes_a_pending_item_and_keeps_a_reviewed_one(queued, tmp_p
     before = {r["conversation_id"]: r for r in rows(queued, "SELECT * FROM review_items")}
     assert_ok(queued("review", "verdict", ids["g-1"], "grooming"))
 
+    # g-1 exactly as the moderator read it, g-2 with a new message.
     newer = write_lines(
-        tmp_path / "newer.jsonl",
-        [grooming_chat("g-1", extra="one more"), grooming_chat("g-2", extra="one more")],
+        tmp_path / "newer.jsonl", [grooming_chat("g-1"), grooming_chat("g-2", extra="one more")]
     )
     result = assert_ok(queued("score", newer, "--queue"))
     assert "(0 new, 1 updated); 1 already reviewed, left as they are" in result.stderr
 
     after = {r["conversation_id"]: r for r in rows(queued, "SELECT * FROM review_items")}
     assert {c: after[c]["item_id"][:8] for c in after} == ids  # same items, no duplicates
-    # The reviewed item is what the moderator read; the pending one shows the newest text.
-    assert after["g-1"]["conversation"] == before["g-1"]["conversation"]
     assert after["g-1"]["verdict"] == "grooming"
-    assert "one more" in after["g-2"]["conversation"]
+    assert after["g-1"]["conversation"] == before["g-1"]["conversation"]
+    assert "one more" in after["g-2"]["conversation"]  # the newest text, for the moderator
     assert after["g-2"]["queued_at"] == before["g-2"]["queued_at"]  # waiting since then
+
+
+def test_a_reviewed_conversation_that_grew_is_reopened_for_review(queued, tmp_path):
+    reference = item_id(queued, "g-1")
+    assert_ok(queued("review", "verdict", reference, "not_grooming", "--moderator", "ana"))
+    grown = write_lines(tmp_path / "grown.jsonl", [grooming_chat("g-1", extra="meet me tonight")])
+    result = assert_ok(queued("score", grown, "--queue"))
+    assert "(0 new, 0 updated, 1 reopened with new messages)" in result.stderr
+
+    (row,) = rows(queued, "SELECT * FROM review_items WHERE conversation_id = 'g-1'")
+    assert row["item_id"].startswith(reference)  # the same item, so the same feedback id
+    assert row["verdict"] is None
+    assert "meet me tonight" in row["conversation"]
+    assert "1 new message since the verdict not_grooming by ana" in row["note"]
+    assert "g-1" in {i["conversation_id"] for i in items(queued)}  # pending again
+
+    # Its next verdict is a new review of what the moderator has not read before.
+    assert_ok(queued("review", "verdict", reference, "imminent_threat"))
+    (day,) = rows(queued, "SELECT * FROM usage_days")
+    assert (day["reviewed"], day["not_grooming"], day["imminent_threat"]) == (2, 1, 1)
 
 
 def test_bad_input_lines_are_reported_and_the_valid_ones_still_queued(installed, tmp_path):
