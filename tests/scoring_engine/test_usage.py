@@ -195,3 +195,15 @@ def test_a_run_the_license_or_bundle_refuses_counts_nothing(engine, portal, tmp_
     assert_ok(engine("init", "--root", portal.root_file(), "--license", portal.issue()))
     assert_fails(engine("score", chats, "--queue"), 4, "no bundle installed")
     assert not (engine.home / "local.sqlite3").exists()
+
+
+def test_a_long_run_writes_its_counts_as_it_goes(tmp_path, monkeypatch):
+    from scoring_engine.review import intake  # noqa: PLC0415
+
+    monkeypatch.setattr(intake, "USAGE_CHUNK", 2)
+    recorder = ScoreRecorder(EngineHome(tmp_path), BUNDLE)
+    for index in range(3):
+        recorder(_conversation(f"c{index}"), _result(f"c{index}", 0.2))
+    assert _usage_rows(tmp_path)[0]["scored"] == 2  # written before the run ended
+    recorder.close()
+    assert _usage_rows(tmp_path)[0]["scored"] == 3
