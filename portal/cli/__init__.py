@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from portal.cli import admin, bundles, db, init, keys, licenses, models, repo, serve
+from portal.cli import admin, bundles, db, init, keys, licenses, models, repo, serve, usage
 
 app = typer.Typer(
     name="vigil-portal",
@@ -21,6 +21,7 @@ app.add_typer(bundles.app, name="bundles")
 app.add_typer(repo.app, name="repo")
 app.add_typer(licenses.app, name="licenses")
 app.add_typer(keys.app, name="keys")
+app.add_typer(usage.app, name="usage")
 
 
 def main() -> None:
