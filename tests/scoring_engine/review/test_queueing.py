@@ -166,3 +166,21 @@ def test_feedback_is_pending_again_after_a_corrected_verdict(queued):
     assert_ok(queued("review", "verdict", reference, "imminent_threat"))
     (row,) = rows(queued, "SELECT * FROM review_items WHERE conversation_id = 'g-1'")
     assert (row["verdict"], row["feedback_queued_at"]) == ("imminent_threat", None)
+
+
+def test_each_queued_text_is_its_own_conversation_across_model_batches(installed, tmp_path):
+    from scoring_engine.model.scorer import BATCH_MESSAGES  # noqa: PLC0415
+
+    per_batch = BATCH_MESSAGES // len(normal_chat("n")["messages"])
+    records = [normal_chat(f"n-{i}") for i in range(per_batch + 50)]
+    for position in (10, per_batch - 1, per_batch, per_batch + 20):
+        records.insert(position, grooming_chat(f"g-at-{position}", extra=f"marker {position}"))
+    chats = write_lines(tmp_path / "many.jsonl", records)
+    assert_ok(installed("score", chats, "--queue"))
+
+    queued = rows(installed, "SELECT conversation_id, score_line, conversation FROM review_items")
+    assert len(queued) == 4
+    for row in queued:
+        position = row["conversation_id"].removeprefix("g-at-")
+        assert json.loads(row["score_line"])["id"] == row["conversation_id"]
+        assert f"marker {position}" in json.loads(row["conversation"])["messages"][-1]["text"]
