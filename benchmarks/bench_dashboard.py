@@ -113,10 +113,12 @@ def seed(
     today = datetime.now(UTC).date()
     bundle_names = [f"reference-2026.{month + 1:02d}.0" for month in range(bundles)]
     now = datetime.now(UTC)
+    engine_ids = [uuid.uuid4() for _ in range(engines)]
     rows = []
-    for _ in range(engines):
-        engine_id = uuid.uuid4()
-        for offset in range(DAYS):
+    # Day by day, oldest first, as engines report: rows of one engine are spread
+    # over the table, not stored together.
+    for offset in reversed(range(DAYS)):
+        for engine_id in engine_ids:
             for bundle in bundle_names:
                 scored = rng.randrange(50, 2000)
                 flagged = rng.randrange(0, max(1, scored // 50))
