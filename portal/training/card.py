@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.training.comparison import METRIC_LABELS, MIN_NORMALS_FOR_STRICT_FPR
+from portal.training.comparison import METRIC_LABELS, MIN_NORMALS_FOR_STRICT_FPR, signed
 
 
 def _pct(value: float | None) -> str:
@@ -15,10 +15,6 @@ def _pct(value: float | None) -> str:
 
 def _num(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _delta(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.3f}"
 
 
 def _feedback_section(manifest: dict[str, Any]) -> str:
@@ -75,7 +71,7 @@ def _comparison_section(manifest: dict[str, Any]) -> str:
         rows = "\n".join(
             f"| {METRIC_LABELS.get(name, name)} | {_num(m.get('base'))} | "
             f"{_num(m.get('candidate'))} | "
-            f"{_delta(m.get('delta'))} |"
+            f"{signed(m.get('delta'))} |"
             for name, m in comparison["metrics"].items()
         )
         ungated = [

@@ -118,7 +118,7 @@ class Comparison:
         """One line per figure: ``PR-AUC: base 0.912, candidate 0.934 (+0.022)``."""
         out = []
         for m in self.metrics:
-            delta = "n/a" if m.delta is None else f"{m.delta:+.3f}"
+            delta = signed(m.delta)
             verdict = ""
             if not m.gated:
                 verdict = (
@@ -131,6 +131,11 @@ class Comparison:
                 f"{self.candidate_label} {_fmt(m.candidate)} ({delta}){verdict}"
             )
         return out
+
+
+def signed(value: float | None) -> str:
+    """``+0.012``; a difference that rounds to zero is ``+0.000``, never ``-0.000``."""
+    return "n/a" if value is None else f"{round(value, 3) + 0.0:+.3f}"
 
 
 def _fmt(value: float | None) -> str:
