@@ -45,7 +45,7 @@ def _feedback_section(manifest: dict[str, Any]) -> str:
         reasons = feedback.get("skipped_reasons") or {}
         detail = "; ".join(f"{count:,} with {why}" for why, count in reasons.items())
         lines.append(
-            f"{skipped:,} feedback records were skipped"
+            f"{skipped:,} feedback {'record was' if skipped == 1 else 'records were'} skipped"
             + (f" ({detail})" if detail else "")
             + ": their vectors are not in this model's feature space."
         )

@@ -16,6 +16,7 @@ from portal.cli import app
 from portal.errors import InvalidInputError
 from portal.events.service import list_events
 from portal.feedback.models import Feedback
+from portal.training.card import render_model_card
 from portal.training.classifier import OutsideFoldsClassifier
 from portal.training.feedback import FeedbackExample
 from portal.training.pipeline import TrainingConfig, TrainingData, train_model
@@ -385,3 +386,16 @@ def test_retrain_needs_the_with_feedback_flag_and_the_data_files(
     result = cli(*retrain_args(base_model, model))
     assert result.exit_code == 2
     assert "--out must not be the --base directory" in result.stderr
+
+
+def test_the_card_names_skipped_feedback_and_what_the_gate_does_not_judge(
+    research_data: TrainingData,
+) -> None:
+    good = [example(gaming_chat(i), "not_grooming") for i in range(3)]
+    old = FeatureVector(indices=np.array([1], "<i4"), values=np.array([1.0], "<f4"), version=1)
+    feedback = FeedbackSet.collect([*good, example(gaming_chat(9), "grooming", vector=old)])
+    base = train_model(research_data, CONFIG)
+    candidate = retrain_with_feedback(research_data, feedback, base.manifest, CONFIG)
+    card = render_model_card(candidate.manifest, candidate.metrics)
+    assert "1 feedback record was skipped (1 with feature version 1 (engine: 2))" in card
+    assert "Recall at 0.1% FPR: shown, not judged by the promotion gate" in card
