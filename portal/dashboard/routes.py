@@ -35,7 +35,11 @@ contact_router = APIRouter()
 
 FORM_STATUS = 422
 # Where the error summary's links lead, by field name.
-FIELD_IDS = {"contact_email": "dashboard-link-contact", "confirm": "text-sharing-confirm"}
+FIELD_IDS = {
+    "contact_email": "dashboard-link-contact",
+    "confirm": "text-sharing-confirm",
+    "enable": "text-sharing-form",
+}
 
 
 def _dashboard_url(organisation_id: uuid.UUID) -> str:

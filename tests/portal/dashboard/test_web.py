@@ -264,3 +264,14 @@ def test_a_bad_contact_address_is_shown_next_to_its_field(
     assert response.status_code == 422
     assert 'href="#dashboard-link-contact"' in response.text
     assert csrf_token(response)
+
+
+def test_a_tampered_switch_value_changes_nothing(
+    admin_client: TestClient, session: Session, license_: License
+) -> None:
+    url = _dashboard_url(license_)
+    action = f"/admin/organisations/{license_.organisation_id}/text-sharing"
+    response = post_form(admin_client, url, action, {"enable": "maybe", "confirm": "yes"})
+    assert response.status_code == 422
+    assert 'href="#text-sharing-form"' in response.text
+    assert not _text_sharing(session, license_)
