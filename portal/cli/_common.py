@@ -69,7 +69,8 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        # typer 0.29's Exit is its own class, not click's: both pass through untouched.
+        except (typer.Exit, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except (PortalError, LicensingError) as error:
             fail(str(error), error.exit_code)
