@@ -227,6 +227,11 @@ def _zlib_of(data: bytes) -> str:
     return base64.b64encode(zlib.compress(data)).decode()
 
 
+def _raw_vector(indices: list[int], values: list[float], **overrides: object) -> dict:
+    data = np.array(indices, dtype="<i4").tobytes() + np.array(values, dtype="<f4").tobytes()
+    return _features(nnz=len(indices), data=_zlib_of(data), **overrides)
+
+
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
@@ -246,6 +251,14 @@ def _zlib_of(data: bytes) -> str:
         ({"features": _features(data="!!!not base64")}, "features.data"),
         ({"features": _features(data=_zlib_of(b"\x00" * 7))}, "features.data"),
         ({"features": _features(dim=0)}, "features.dim"),
+        ({"features": _features(nnz=10, dim=5)}, "features"),
+        ({"features": _features(data="é" * 8)}, "features.data"),
+        ({"features": _raw_vector([3, 2], [0.5, 0.5])}, "features.data"),
+        ({"features": _raw_vector([3, 3], [0.5, 0.5])}, "features.data"),
+        ({"features": _raw_vector([-1, 2], [0.5, 0.5])}, "features.data"),
+        ({"features": _raw_vector([1, 10], [0.5, 0.5], dim=10)}, "features.data"),
+        ({"features": _raw_vector([1, 2], [0.5, float("nan")])}, "features.data"),
+        ({"features": _raw_vector([1, 2], [float("inf"), 0.5])}, "features.data"),
     ],
 )
 def test_a_malformed_record_refuses_the_batch_naming_record_and_field(
@@ -259,6 +272,39 @@ def test_a_malformed_record_refuses_the_batch_naming_record_and_field(
     assert [(item["record"], item["field"]) for item in answer["detail"]] == [(1, field)]
     assert stored(session) == []
     assert session.get(ReportBatch, uuid.UUID(body["batch_id"])) is None
+
+
+def test_bad_vectors_are_named_by_record_and_reason(reporter: Reporter) -> None:
+    records = [
+        feedback_record(features=_raw_vector([1, 2], [0.5, float("nan")])),
+        feedback_record(),
+        feedback_record(features=_raw_vector([5, 4], [0.5, 0.5])),
+        feedback_record(features=_features(nnz=39)),
+    ]
+    response = reporter.post(FEEDBACK, batch(reporter.engine_id, records))
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"record": 0, "field": "features.data", "reason": "values must be finite"},
+        {
+            "record": 2,
+            "field": "features.data",
+            "reason": "indices must be increasing and below dim",
+        },
+        {"record": 3, "field": "features.data", "reason": "length does not match features.nnz"},
+    ]
+
+
+def test_an_empty_vector_and_one_at_the_last_index_are_accepted(
+    reporter: Reporter, session: Session
+) -> None:
+    records = [
+        feedback_record(features=_raw_vector([], [])),
+        feedback_record(features=_raw_vector([0, 9], [1.0, -2.0], dim=10)),
+    ]
+    assert reporter.post(FEEDBACK, batch(reporter.engine_id, records)).status_code == 201
+    examples = sorted(feedback_examples(session), key=lambda example: example.vector.dim)
+    assert [example.vector.indices.tolist() for example in examples] == [[0, 9], []]
+    assert examples[0].vector.values.tolist() == [1.0, -2.0]
 
 
 def test_the_answer_to_a_bad_batch_never_quotes_its_text(reporter: Reporter) -> None:
