@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, ClassVar, Final
 
 from fastapi import Request
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 
@@ -276,6 +277,7 @@ API_MAX_BODY_BYTES: Final = 64 * 1024
 # KiB each. The limit holds for the body as sent and again for it decompressed.
 REPORT_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 _GZIP_WBITS: Final = 16 + zlib.MAX_WBITS
+_GUNZIP_INLINE_BYTES: Final = 16 * 1024
 
 
 def _too_large(limit: int, what: str = "request bodies") -> HTTPException:
@@ -317,7 +319,13 @@ def _gunzipping_receive(receive: Receive, limit: int) -> Receive:
             while data:
                 if decompressor.eof:
                     decompressor = zlib.decompressobj(_GZIP_WBITS)
-                plain = decompressor.decompress(data, limit - produced + 1)
+                bound = limit - produced + 1
+                if len(data) >= _GUNZIP_INLINE_BYTES:
+                    # zlib releases the GIL: a big chunk inflates in a worker thread
+                    # while the event loop serves other requests.
+                    plain = await run_in_threadpool(decompressor.decompress, data, bound)
+                else:
+                    plain = decompressor.decompress(data, bound)
                 produced += len(plain)
                 if produced > limit:
                     raise _too_large(limit, "decompressed request bodies")

@@ -4,6 +4,7 @@ holds a seat; anything malformed, oversized or unauthorised is refused whole.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from datetime import UTC, date, datetime, timedelta
@@ -11,12 +12,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import func, select
+from starlette.exceptions import HTTPException
 
 from licensing.leases import LeaseClaims, issue_lease
 from portal.engines import service as engine_service
 from portal.licenses import service as license_service
 from portal.repository.service import license_signing_key, open_repository
 from portal.usage.models import ReportBatch, UsageDay
+from portal.web import security
 from portal.web.security import REPORT_MAX_BODY_BYTES
 from tests.portal.support import ACTOR
 from tests.portal.usage.support import (
@@ -369,3 +372,49 @@ def test_other_encodings_and_media_types_are_refused(reporter: Reporter) -> None
     form = reporter.post(USAGE, body, headers={"Content-Type": "text/plain"})
     assert (brotli.status_code, form.status_code) == (415, 415)
     assert form.json()["error"] == "unsupported_media_type"
+
+
+def test_concatenated_gzip_members_are_one_body(reporter: Reporter) -> None:
+    body = json.dumps(batch(reporter.engine_id, [usage_record()])).encode()
+    half = len(body) // 2
+    response = reporter.post(
+        USAGE,
+        gzip.compress(body[:half]) + gzip.compress(body[half:]),
+        headers={"Content-Encoding": "gzip"},
+    )
+    assert response.status_code == 201, response.text
+
+
+def _received(chunks: list[bytes], limit: int) -> bytes:
+    """What a route reads of a gzip body that arrives in ``chunks``."""
+    messages = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks)
+    ]
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0)
+
+    async def read() -> bytes:
+        gunzipped = security._gunzipping_receive(receive, limit)  # type: ignore[arg-type]
+        parts = []
+        while True:
+            message = await gunzipped()
+            parts.append(message["body"])
+            if not message["more_body"]:
+                return b"".join(parts)
+
+    return asyncio.run(read())
+
+
+def test_a_gzip_body_in_small_and_large_chunks_is_decoded_whole() -> None:
+    plain = bytes(range(256)) * 2000 + b"end"
+    compressed = gzip.compress(plain)
+    for size in (1, 7, 4096, 40_000, len(compressed)):
+        chunks = [compressed[i : i + size] for i in range(0, len(compressed), size)]
+        if size == 1:
+            chunks = [*chunks[:3000], b"".join(chunks[3000:])]  # keep the test quick
+        assert _received(chunks, len(plain)) == plain
+    with pytest.raises(HTTPException) as refused:
+        _received([compressed], len(plain) - 1)
+    assert refused.value.status_code == 413
