@@ -13,7 +13,19 @@ Every report request, checked in this order before any of its body is read:
 
 The service then checks the lease against the body's ``engine_id`` and the
 engine's activation. Answers: ``201 {"batch_id", "accepted"}`` the first time,
-``200 {"batch_id", "accepted": 0, "duplicate": true}`` after that.
+``200 {"batch_id", "accepted": 0, "duplicate": true}`` after that. Refusals
+(``{"error": CODE, "detail": ...}``; nothing of a refused batch is kept):
+
+- 401 ``missing_lease`` / ``invalid_lease`` (also: the lease is another
+  engine's than the body's ``engine_id``, or of an earlier activation), 403
+  ``lease_expired``: the engine renews its lease and sends the batch again;
+- 404 ``not_activated``: the engine was deactivated;
+- 409 ``batch_conflict``: the batch id is another license's, or another kind's;
+- 413 ``request_too_large``, 400 ``invalid_content_encoding``, 415
+  ``unsupported_media_type``: the body itself;
+- 422 ``invalid_batch``, ``detail`` a list of ``{"record", "field", "reason"}``
+  (at most 20);
+- 403 ``text_sharing_disabled`` (feedback only).
 """
 
 from __future__ import annotations
