@@ -39,7 +39,8 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -168,6 +169,7 @@ class Queued:
     # not JSON (a damaged database): sending them would get the whole batch refused.
     unreadable: int = 0
     texts_purged: int = 0
+    seconds: float = 0.0
 
 
 def _dumps(value: Any) -> str:
@@ -250,10 +252,11 @@ def _usage_record(row: sqlite3.Row) -> str:
 
 
 def _feedback_id(item_id: str) -> str:
-    try:
-        return str(uuid.UUID(item_id))
-    except ValueError:
-        return item_id
+    """The item id (uuid4 hex) in the canonical UUID form."""
+    i = item_id
+    if len(i) == 32 and i.isalnum():
+        return f"{i[:8]}-{i[8:12]}-{i[12:16]}-{i[16:20]}-{i[20:]}"
+    return i
 
 
 def _shared_text(conversation: str | None) -> str | None:
@@ -274,15 +277,69 @@ def _shared_text(conversation: str | None) -> str | None:
 # With sharing off (parameter 0) the conversation is not read at all.
 _FEEDBACK_QUERY: Final = """
 SELECT item_id, bundle, score, threshold, verdict, reviewed_at, features,
-       CASE WHEN json_valid(score_line)
-            THEN json_extract(score_line, '$.characteristics') END AS characteristics,
+       json_extract(score_line, '$.characteristics') AS characteristics,
        CASE WHEN ? AND share_text AND text_deleted_at IS NULL
             THEN conversation END AS conversation
 FROM review_items
 WHERE verdict IS NOT NULL AND reviewed_at IS NOT NULL AND feedback_queued_at IS NULL
-  AND json_valid(features) AND json_valid(score_line)
-ORDER BY reviewed_at, item_id
+  AND json_valid(score_line)
 """
+# A larger page cache for the one big transaction (KiB, as SQLite's negative sizes).
+_QUEUE_CACHE_KIB: Final = 64 * 1024
+
+
+class _Quoted(dict[str, str]):
+    """JSON string literals of the few values that repeat (bundles, verdicts, times)."""
+
+    def __missing__(self, value: str) -> str:
+        quoted = self[value] = _dumps(value)
+        return quoted
+
+
+def _queue_usage(connection: sqlite3.Connection, usage: _BatchWriter) -> int:
+    rows = connection.execute("SELECT * FROM usage_days ORDER BY day, bundle").fetchall()
+    for row in rows:
+        usage.add(_usage_record(row))
+    usage.flush()
+    connection.executemany(
+        "DELETE FROM usage_days WHERE day = ? AND bundle = ?",
+        [(row["day"], row["bundle"]) for row in rows],
+    )
+    return len(rows)
+
+
+def _queue_feedback(
+    connection: sqlite3.Connection, feedback: _BatchWriter, *, text_sharing: bool, now: str
+) -> tuple[int, int]:
+    """Feedback records of every reviewed item not queued yet: (records, with text)."""
+    marked: list[tuple[str, str]] = []
+    with_text = 0
+    quoted = _Quoted()
+    cursor = connection.cursor()
+    cursor.row_factory = None  # plain tuples: this loop runs once per reviewed item
+    # Rows are read lazily (100,000 vectors do not sit in memory at once); the items are
+    # marked after the cursor is exhausted, never while it reads the table.
+    rows = cursor.execute(_FEEDBACK_QUERY, (int(text_sharing),))
+    for item_id, bundle, score, threshold, verdict, reviewed_at, features, chars, text in rows:
+        # The engine wrote the vector with json.dumps; a damaged one (cut short, not a
+        # string) stays in the queue rather than getting its whole batch refused.
+        if not isinstance(features, str) or features[:1] != "{" or features[-1:] != "}":
+            continue
+        shared = _shared_text(text) if text_sharing else None
+        with_text += shared is not None
+        feedback.add(
+            f'{{"feedback_id":"{_feedback_id(item_id)}","bundle":{quoted[bundle]},'
+            f'"score":{float(score)!r},"threshold":{float(threshold)!r},'
+            f'"characteristics":{chars if isinstance(chars, str) and chars[:1] == "{" else "{}"},'
+            f'"verdict":{quoted[verdict]},"reviewed_at":{quoted[reviewed_at]},'
+            f'"features":{features},"text":{shared or "null"}}}'
+        )
+        marked.append((now, item_id))
+    feedback.flush()
+    connection.executemany(
+        "UPDATE review_items SET feedback_queued_at = ? WHERE item_id = ?", marked
+    )
+    return len(marked), with_text
 
 
 def queue_reports(
@@ -301,49 +358,23 @@ def queue_reports(
     # Imported here: the queue module pulls in the model, which only this step needs.
     from scoring_engine.review.queue import purge_expired_text  # noqa: PLC0415
 
+    connection.execute(f"PRAGMA cache_size = -{_QUEUE_CACHE_KIB}")
     created_at = isoformat_z(now)
     purged = 0 if retention is None else purge_expired_text(connection, retention, now)
-
     usage = _BatchWriter(connection, USAGE, engine_id, policy, created_at, new_id)
-    usage_rows = connection.execute("SELECT * FROM usage_days ORDER BY day, bundle").fetchall()
-    for row in usage_rows:
-        usage.add(_usage_record(row))
-    usage.flush()
-    connection.executemany(
-        "DELETE FROM usage_days WHERE day = ? AND bundle = ?",
-        [(row["day"], row["bundle"]) for row in usage_rows],
-    )
-
+    usage_records = _queue_usage(connection, usage)
     feedback = _BatchWriter(connection, FEEDBACK, engine_id, policy, created_at, new_id)
-    moved: list[tuple[str, str]] = []
-    with_text = 0
-    # Rows are read lazily (100,000 vectors do not sit in memory at once); the items are
-    # marked after the cursor is exhausted, never while it reads the table.
-    for row in connection.execute(_FEEDBACK_QUERY, (int(policy.text_sharing),)):
-        text = _shared_text(row["conversation"]) if policy.text_sharing else None
-        with_text += text is not None
-        characteristics = row["characteristics"]
-        if not isinstance(characteristics, str) or not characteristics.startswith("{"):
-            characteristics = "{}"
-        feedback.add(
-            f'{{"feedback_id":"{_feedback_id(row["item_id"])}","bundle":{_dumps(row["bundle"])},'
-            f'"score":{float(row["score"])!r},"threshold":{float(row["threshold"])!r},'
-            f'"characteristics":{characteristics},"verdict":{_dumps(row["verdict"])},'
-            f'"reviewed_at":{_dumps(row["reviewed_at"])},"features":{row["features"]},'
-            f'"text":{text or "null"}}}'
-        )
-        moved.append((created_at, row["item_id"]))
-    feedback.flush()
-    connection.executemany(
-        "UPDATE review_items SET feedback_queued_at = ? WHERE item_id = ?", moved
+    feedback_records, with_text = _queue_feedback(
+        connection, feedback, text_sharing=policy.text_sharing, now=created_at
     )
+    # What is left unqueued after this is what could not be read.
     unreadable = connection.execute(
-        "SELECT COUNT(*) FROM review_items WHERE verdict IS NOT NULL AND feedback_queued_at"
-        " IS NULL AND NOT (json_valid(features) AND json_valid(score_line))"
+        "SELECT COUNT(*) FROM review_items WHERE verdict IS NOT NULL AND reviewed_at IS NOT NULL"
+        " AND feedback_queued_at IS NULL"
     ).fetchone()[0]
     return Queued(
-        usage_records=len(usage_rows),
-        feedback_records=len(moved),
+        usage_records=usage_records,
+        feedback_records=feedback_records,
         with_text=with_text,
         batches=usage.batches + feedback.batches,
         unreadable=int(unreadable),
@@ -389,7 +420,9 @@ def pending(home: EngineHome) -> Pending:
 class Api(Protocol):
     """What sending needs of ``remote.ReportApi``."""
 
-    def send(self, path: str, body: bytes) -> dict[str, Any]: ...
+    def encode(self, body: bytes) -> bytes: ...
+
+    def send(self, path: str, body: bytes, *, encoded: bytes | None = None) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -413,6 +446,7 @@ class Sent:
     failed: list[BatchFailure] = field(default_factory=list)
     # Why sending stopped early (an outage, exit 5; a license refusal, exit 3).
     stopped: VigilError | None = None
+    seconds: float = 0.0
 
 
 class _Stop(Exception):  # noqa: N818 - control flow inside send_pending only
@@ -490,25 +524,32 @@ class _Sender:
         self.renew = renew
         self.now = now
 
-    def deliver(self, batch: _Batch, outcome: Sent) -> None:
+    def prepare(self, batch: _Batch) -> tuple[bytes, bytes]:
+        """The batch's stored body and its encoding (run ahead, in another thread)."""
+        body = _payload(self.home, batch.batch_id).encode("utf-8")
+        return body, self.api.encode(body)
+
+    def deliver(self, batch: _Batch, prepared: tuple[bytes, bytes], outcome: Sent) -> None:
         """Send one batch to the end: sent, refused (kept), or raise ``_Stop``."""
-        payload = _payload(self.home, batch.batch_id)
+        body, encoded = prepared
         tries = 0
         retries = 0
         stripped = False
         while True:
             tries += 1
             try:
-                answer = self.api.send(PATHS[batch.kind], payload.encode("utf-8"))
+                answer = self.api.send(PATHS[batch.kind], body, encoded=encoded)
             except (PortalResponseError, PortalConnectionError) as error:
                 if isinstance(error, PortalResponseError):
                     if error.code == TEXT_SHARING_DISABLED and not stripped:
-                        payload, stripped = _without_text(payload), True
+                        payload = _without_text(body.decode("utf-8"))
                         with localdb.connect(self.home) as connection:
                             connection.execute(
                                 "UPDATE outbox SET payload = ? WHERE batch_id = ?",
                                 (payload, batch.batch_id),
                             )
+                        body, stripped = payload.encode("utf-8"), True
+                        encoded = self.api.encode(body)
                         continue
                     if _is_lease_refusal(error) and self.renew is not None:
                         self.api, self.renew = self.renew(), None
@@ -566,18 +607,29 @@ def send_pending(
     sender = _Sender(home, api, retry or DEFAULT_RETRY, renew, now)
     outcome = Sent()
     batches = _pending_batches(home)
-    for done, batch in enumerate(batches):
-        if progress is not None:
-            progress(done, len(batches), outcome.records)
-        try:
-            sender.deliver(batch, outcome)
-        except _Stop as stop:
-            mapped = failure(stop.error) if failure is not None else None
-            outcome.stopped = mapped or PortalUnreachableError(str(stop.error))
-            break
-    else:
-        if progress is not None:
-            progress(len(batches), len(batches), outcome.records)
+    # The next batch is read and compressed while the current one is on the way (zlib
+    # and sockets release the GIL); only the one next is held in memory.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-report") as ahead:
+        following = ahead.submit(sender.prepare, batches[0]) if batches else None
+        for done, batch in enumerate(batches):
+            if progress is not None:
+                progress(done, len(batches), outcome.records)
+            assert following is not None  # submitted for every batch
+            prepared = following.result()
+            following = (
+                ahead.submit(sender.prepare, batches[done + 1]) if done + 1 < len(batches) else None
+            )
+            try:
+                sender.deliver(batch, prepared, outcome)
+            except _Stop as stop:
+                mapped = failure(stop.error) if failure is not None else None
+                outcome.stopped = mapped or PortalUnreachableError(str(stop.error))
+                break
+        else:
+            if progress is not None:
+                progress(len(batches), len(batches), outcome.records)
+        if following is not None:
+            following.cancel()
     return outcome
 
 
@@ -623,6 +675,7 @@ class ReportOutcome:
                 }
                 for failed in sent.failed
             ],
+            "seconds": {"queue": round(queued.seconds, 3), "send": round(sent.seconds, 3)},
             "pending_batches": left.batches,
             "pending_records": left.batch_records,
             "error": None if self.failure is None else str(self.failure),
@@ -759,11 +812,14 @@ def run_report(
         except PortalUnreachableError as error:
             outage = error  # queue anyway: the batches are kept for the next run
         # Queued even if the portal is out: the batches are durable, their ids fixed.
+        started = time.monotonic()
         with localdb.connect(home) as connection:
             queued = queue_reports(connection, engine, policy, now, retention=retention)
+        queued = replace(queued, seconds=time.monotonic() - started)
         if outage is not None or api is None:
             left = pending(home)
             return ReportOutcome(queued, policy, Sent(), left, _outage(outage, left))
+        started = time.monotonic()
         sent = send_pending(
             home,
             api,
@@ -773,6 +829,7 @@ def run_report(
             progress=progress,
             now=trust.clock,
         )
+        sent.seconds = time.monotonic() - started
     left = pending(home)
     failure = sent.stopped
     if isinstance(failure, PortalUnreachableError):

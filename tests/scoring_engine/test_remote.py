@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+
 import pytest
 
 from scoring_engine.remote import (
+    LEASE_HEADER,
+    USAGE_PATH,
+    PortalConnectionError,
     PortalFetcher,
     PortalResponseError,
     PortalTransport,
     RemoteSettings,
+    ReportApi,
     ResponseTooLargeError,
     _proxy_for,
     is_private_channel,
@@ -62,3 +69,54 @@ def test_a_body_announced_larger_than_allowed_is_not_read(portal_server, portal)
         fetcher = PortalFetcher(transport)
         with pytest.raises(ResponseTooLargeError, match="announced as"):
             fetcher.download_bytes(fetcher.metadata_base_url + "1.root.json", 10)
+
+
+def _capture(portal_server):
+    seen = {}
+
+    def remember(handler):
+        seen["headers"] = dict(handler.headers)
+        seen["body"] = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+
+    portal_server.on_request = remember
+    return seen
+
+
+def test_a_report_batch_is_posted_gzipped_with_the_lease(portal_server):
+    seen = _capture(portal_server)
+    portal_server.tampering.status = 201
+    portal_server.tampering.body = b'{"batch_id": "b-1", "accepted": 2}'
+    body = json.dumps({"batch_id": "b-1", "records": [{"x": 1}, {"x": 2}]}).encode()
+    with PortalTransport(portal_server.base_url, "TOKEN") as transport:
+        answer = ReportApi(transport, "LEASE").send(USAGE_PATH, body)
+    assert answer == {"batch_id": "b-1", "accepted": 2}
+    headers = seen["headers"]
+    assert (headers["Authorization"], headers[LEASE_HEADER]) == ("Bearer TOKEN", "LEASE")
+    assert (headers["Content-Encoding"], headers["Content-Type"]) == ("gzip", "application/json")
+    assert gzip.decompress(seen["body"]) == body
+    # Same body, same bytes: a batch sent again is the same request.
+    assert ReportApi(transport, "LEASE").encode(body) == seen["body"]
+
+
+def test_a_refused_batch_keeps_the_portals_field_errors_on_one_line(portal_server):
+    portal_server.tampering.status = 422
+    portal_server.tampering.body = json.dumps(
+        {"error": "invalid_batch", "detail": [{"record": 0, "field": "scored", "reason": "<0"}]}
+    ).encode()
+    with (
+        PortalTransport(portal_server.base_url, "TOKEN") as transport,
+        pytest.raises(PortalResponseError) as refused,
+    ):
+        ReportApi(transport, "LEASE").send(USAGE_PATH, b"{}")
+    assert (refused.value.status_code, refused.value.code) == (422, "invalid_batch")
+    assert refused.value.detail == '[{"record":0,"field":"scored","reason":"<0"}]'
+
+
+def test_a_policy_answer_that_is_not_a_json_object_is_unusable(portal_server):
+    portal_server.tampering.status = 200
+    portal_server.tampering.body = b"[true]"
+    with (
+        PortalTransport(portal_server.base_url, "TOKEN") as transport,
+        pytest.raises(PortalConnectionError, match="not a JSON object"),
+    ):
+        ReportApi(transport, "LEASE").policy()
