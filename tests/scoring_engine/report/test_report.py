@@ -384,3 +384,24 @@ def test_the_gzip_body_is_the_stored_payload(online, portal_server):
     (request,) = _posts(portal_server)
     assert request.body == row["payload"].encode()
     assert int(captured[0]) < len(request.body)
+
+
+def test_a_portal_down_when_the_lease_needs_renewing_still_queues_everything(online, portal_server):
+    path = online.home / "activation.json"
+    record = json.loads(path.read_text())
+    record["lease_expires_at"] = "2026-01-01T00:00:00Z"
+    path.write_text(json.dumps(record))
+    add_usage(online.home)
+    add_item(online.home)
+    portal_server.stop()
+
+    down = _report(online, "--json")
+
+    assert_fails(down, 5, "2 batches (2 records) kept in the outbox")
+    summary = json.loads(down.stdout)
+    assert (summary["queued"]["batches"], summary["batches_sent"]) == (2, 0)
+    assert summary["error"] == down.stderr.strip().removeprefix("error: ")
+    assert [row["attempts"] for row in outbox_rows(online.home)] == [0, 0]
+
+    portal_server.restart()
+    assert _summary(online)["batches_sent"] == 2
