@@ -14,6 +14,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,33 @@ class Operator:
         return self.run("vigil-engine", *args, "--home", str(self.tmp / home), expect=expect)
 
 
+@contextmanager
+def serving_portal(op: Operator) -> Iterator[str]:
+    """``vigil-portal serve`` on a free loopback port; yields its URL."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(BIN / "vigil-portal"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=op.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail("vigil-portal serve did not start")
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("distribution")
@@ -87,29 +116,10 @@ def world(tmp_path_factory):
         str(tmp / "org.license"),
     ).stdout.strip()
     op.portal("repo", "root", "--out", str(tmp / "root.json"))
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(BIN / "vigil-portal"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=op.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
-                break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail("vigil-portal serve did not start")
-            time.sleep(0.2)
     try:
-        yield op, url, license_id
+        with serving_portal(op) as url:
+            yield op, url, license_id
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
