@@ -26,6 +26,8 @@
   text_sharing_disabled`` (the organisation turned sharing off since the batch was made):
   the batch's texts are removed from its stored body, under the same batch id (the portal
   kept nothing of it), and it is sent again.
+- With nothing to send (no usage rows, no reviewed item to queue, no unsent batch) the
+  portal is not contacted at all: a scheduler's run needs no network then.
 - The lease: the stored one while it has more than ``LEASE_MARGIN`` to run, else renewed
   (or the engine activated) as ``update`` does (``activation.keep_seat``), under the
   home's lock, and verified with the license keys when the engine holds them.
@@ -644,10 +646,12 @@ class ReportOutcome:
     pending: Pending
     # Why the run did not finish (exit 3 or 5), or None.
     failure: VigilError | None = None
+    nothing_to_report: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         queued, sent, left = self.queued, self.sent, self.pending
         return {
+            "nothing_to_report": self.nothing_to_report,
             "queued": {
                 "usage_records": queued.usage_records,
                 "feedback_records": queued.feedback_records,
@@ -799,6 +803,9 @@ def run_report(
     retention = home.review_retention()
     if settings is None:
         settings = RemoteSettings.with_timeout(home.portal_timeout())
+    waiting = pending(home)
+    if waiting.total == 0:  # nothing to send: the portal is not asked anything
+        return ReportOutcome(Queued(), ReportPolicy(), Sent(), waiting, nothing_to_report=True)
     engine = online_state.engine_id(home, now, create=True)
     assert engine is not None  # created above
 

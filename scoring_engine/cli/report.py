@@ -89,6 +89,8 @@ def report(
         fail(str(error), error.exit_code)
     if as_json:
         print(json.dumps(outcome.to_dict(), indent=2, sort_keys=True))
+    elif outcome.nothing_to_report:
+        print("Nothing to report: no usage counts, no new verdicts, no unsent batches.")
     else:
         _print_summary(outcome)
     if outcome.queued.unreadable:

@@ -405,3 +405,13 @@ def test_a_portal_down_when_the_lease_needs_renewing_still_queues_everything(onl
 
     portal_server.restart()
     assert _summary(online)["batches_sent"] == 2
+
+
+def test_with_nothing_to_report_the_portal_is_not_asked(online, portal_server):
+    portal_server.stop()  # not even needed
+    result = assert_ok(_report(online))
+    assert result.stdout == (
+        "Nothing to report: no usage counts, no new verdicts, no unsent batches.\n"
+    )
+    assert portal_server.report_requests == []
+    portal_server.restart()
