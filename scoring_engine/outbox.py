@@ -14,7 +14,8 @@
   run, says ``text_sharing``, the moderator confirmed sharing (``share_text``) and the text
   is still there (retention deletes it; expired text is purged in the same transaction,
   before anything is queued). A policy that cannot be fetched means no text: never guess.
-  With sharing off the conversation column is not even read.
+  With sharing off the conversation column is not even read. A text too long for a batch
+  of its own is left out (the portal could only refuse that batch, verdict and all).
 - Sending (``send_pending``): every unsent batch, oldest first, gzipped, with the license
   as bearer and the lease in ``X-Vigil-Lease``. ``201``, or ``200`` with
   ``"duplicate": true``: sent. A connection failure, a timeout, ``5xx`` or ``429`` is
@@ -216,6 +217,10 @@ class _BatchWriter:
         self._records.append(record)
         self._size += size
 
+    def fits_alone(self, record: str) -> bool:
+        """Whether a batch of this one record stays within ``max_body_bytes``."""
+        return self._overhead + _utf8_length(record) + 2 <= self._policy.max_body_bytes
+
     def flush(self) -> None:
         if not self._records:
             return
@@ -327,15 +332,20 @@ def _queue_feedback(
         # string) stays in the queue rather than getting its whole batch refused.
         if not isinstance(features, str) or features[:1] != "{" or features[-1:] != "}":
             continue
-        shared = _shared_text(text) if text_sharing else None
-        with_text += shared is not None
-        feedback.add(
+        head = (
             f'{{"feedback_id":"{_feedback_id(item_id)}","bundle":{quoted[bundle]},'
             f'"score":{float(score)!r},"threshold":{float(threshold)!r},'
             f'"characteristics":{chars if isinstance(chars, str) and chars[:1] == "{" else "{}"},'
             f'"verdict":{quoted[verdict]},"reviewed_at":{quoted[reviewed_at]},'
-            f'"features":{features},"text":{shared or "null"}}}'
+            f'"features":{features},"text":'
         )
+        shared = _shared_text(text) if text_sharing else None
+        if shared is not None and not feedback.fits_alone(head + shared):
+            # A conversation too long for any batch goes without its text: a batch the
+            # portal must refuse would hold the verdict back for good.
+            shared = None
+        with_text += shared is not None
+        feedback.add(f"{head}{shared or 'null'}}}")
         marked.append((now, item_id))
     feedback.flush()
     connection.executemany(

@@ -176,3 +176,20 @@ def test_the_default_retries_are_bounded():
     worst = sum(policy.max_delay for _ in range(policy.attempts - 1))
     assert policy.attempts <= 5
     assert worst <= 30
+
+
+def test_a_conversation_too_long_for_any_batch_goes_without_its_text(tmp_path):
+    long_one = add_item(tmp_path, texts=["x" * 70_000], share_text=True)
+    short_one = add_item(tmp_path, texts=["short"], share_text=True)
+
+    queued = _queue(tmp_path, ReportPolicy(text_sharing=True, max_body_bytes=64 * 1024))
+
+    assert (queued.feedback_records, queued.with_text) == (2, 1)
+    texts = {
+        record["feedback_id"].replace("-", ""): record["text"]
+        for row in outbox_rows(tmp_path)
+        for record in json.loads(row["payload"])["records"]
+    }
+    assert texts[long_one] is None
+    assert texts[short_one] == {"messages": [{"author": "u1", "text": "short"}]}
+    assert all(len(row["payload"].encode()) <= 64 * 1024 for row in outbox_rows(tmp_path))
