@@ -95,8 +95,8 @@ def report(
         _print_summary(outcome)
     if outcome.queued.unreadable:
         warn(
-            f"{_plural(outcome.queued.unreadable, 'reviewed item')} left in the review queue: "
-            "its stored score line or features are damaged"
+            f"{_plural(outcome.queued.unreadable, 'reviewed item')} left in the review queue, "
+            "not reported: the stored score line or feature vector is damaged"
         )
     if outcome.failure is not None:
         fail(str(outcome.failure), outcome.failure.exit_code)

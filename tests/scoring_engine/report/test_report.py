@@ -415,3 +415,18 @@ def test_with_nothing_to_report_the_portal_is_not_asked(online, portal_server):
     )
     assert portal_server.report_requests == []
     portal_server.restart()
+
+
+def test_a_damaged_item_is_left_out_with_a_warning(online, portal_server):
+    add_item(online.home)
+    damaged = add_item(online.home)
+    with connect(EngineHome(online.home)) as connection:
+        connection.execute(
+            "UPDATE review_items SET score_line = 'not json' WHERE item_id = ?", (damaged,)
+        )
+
+    result = assert_ok(_report(online))
+
+    assert "1 feedback record (0 with text)" in result.stdout
+    assert "warning: 1 reviewed item left in the review queue, not reported" in result.stderr
+    assert len(portal_server.feedback) == 1
