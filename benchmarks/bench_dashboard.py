@@ -2,7 +2,7 @@
 
 Seeds one organisation whose ``--engines`` engines (default 100) each reported
 every day of the last 365 on ``--bundles`` bundles (default 2): 36,500 usage
-rows per bundle, 73,000 by default, each with a 20-bin score histogram, plus a
+rows per bundle, 73,000 by default, each with a 20-bin score histogram (20 columns), plus a
 second organisation with as much usage that must not be counted. Then signs
 in with an authenticated test client and measures median and p95 of
 
@@ -45,7 +45,7 @@ from portal.db import make_engine, upgrade_database
 from portal.licenses.models import License, LicenseStatus
 from portal.organisations.models import Organisation
 from portal.settings import Settings
-from portal.usage.models import UsageDay
+from portal.usage.models import HISTOGRAM_COLUMNS, UsageDay
 from portal.web.app import create_app
 
 TARGET_P95_MS = 200.0
@@ -142,7 +142,7 @@ def seed(
                         "not_grooming": reviewed - grooming - imminent,
                         "grooming": grooming,
                         "imminent_threat": imminent,
-                        "score_histogram": histogram,
+                        **dict(zip(HISTOGRAM_COLUMNS, histogram, strict=True)),
                         "updated_at": now,
                     }
                 )

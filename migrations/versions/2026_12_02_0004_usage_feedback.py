@@ -83,11 +83,13 @@ def upgrade() -> None:
         sa.Column("grooming", sa.Integer(), nullable=False),
         sa.Column("imminent_threat", sa.Integer(), nullable=False),
         sa.Column(
-            "score_histogram",
-            JSON_DOCUMENT,
+            "bin_00",
+            sa.Integer(),
             nullable=False,
-            comment="20 counts of scores in equal bins over [0, 1].",
+            comment="bin_00 to bin_19: counts of scores in 20 equal bins over [0, 1] "
+            "(bin_NN: [NN/20, (NN+1)/20), bin_19 includes 1).",
         ),
+        *(sa.Column(f"bin_{index:02d}", sa.Integer(), nullable=False) for index in range(1, 20)),
         sa.Column("updated_at", UTC_DATETIME, nullable=False),
         sa.ForeignKeyConstraint(
             ["license_id"],
@@ -107,7 +109,7 @@ def upgrade() -> None:
         comment="Usage per engine, UTC day and bundle; sums of increments.",
     )
     op.create_index(
-        op.f("ix_usage_days_organisation_id"), "usage_days", ["organisation_id"], unique=False
+        "ix_usage_days_organisation_day", "usage_days", ["organisation_id", "day"], unique=False
     )
     op.create_table(
         "feedback",
@@ -175,7 +177,7 @@ def downgrade() -> None:
     op.drop_index("ix_feedback_organisation_bundle", table_name="feedback")
     op.drop_index(op.f("ix_feedback_license_id"), table_name="feedback")
     op.drop_table("feedback")
-    op.drop_index(op.f("ix_usage_days_organisation_id"), table_name="usage_days")
+    op.drop_index("ix_usage_days_organisation_day", table_name="usage_days")
     op.drop_table("usage_days")
     op.drop_index(op.f("ix_report_batches_license_id"), table_name="report_batches")
     op.drop_table("report_batches")

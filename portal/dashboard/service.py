@@ -3,13 +3,13 @@
 Rules:
 
 - Everything comes from ``usage_days`` (the counts engines report; no text, no
-  user ids), aggregated in SQL. One ``GROUP BY day, bundle`` scan gives the
-  daily series, the per-bundle totals and verdict mix, and the score
-  histograms (on PostgreSQL summed bin by bin in SQL; on SQLite, whose JSON
-  functions are slow, concatenated as text and summed by numpy in one pass).
-  One ``GROUP BY license, engine`` scan (in primary key order, so without a
-  sort) gives the per-engine table. So a page costs two scans of the period's
-  rows (``benchmarks/bench_dashboard.py``: a year of 100 engines).
+  user ids), summed in SQL. One ``GROUP BY day, bundle`` scan (through the
+  ``(organisation_id, day)`` index) sums the counts and the histogram's bin
+  columns; its few rows (days times bundles) give the daily series, the
+  per-bundle totals and verdict mix, and the score histograms. One ``GROUP BY
+  license, engine`` scan (in primary key order, so without a sort) gives the
+  per-engine table. So a page costs two scans of the period's rows
+  (``benchmarks/bench_dashboard.py``: a year of 100 engines).
 - A period is one of ``PERIODS`` days ending today (UTC), both ends included;
   anything else asked for falls back to ``DEFAULT_PERIOD`` (a hand-edited URL
   never fails). Days without usage count as zero, so the series has no gaps.
@@ -23,16 +23,13 @@ Rules:
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
-import warnings
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
-import numpy as np
-from sqlalchemy import Text, case, cast, func, select
+from sqlalchemy import case, func, select
 
 from portal.applications.models import Application
 from portal.dashboard import charts
@@ -45,10 +42,10 @@ from portal.magic_links.models import LinkPurpose
 from portal.magic_links.service import create_link, resolve_link, withdraw_links
 from portal.organisations.models import Organisation
 from portal.organisations.service import get_organisation
-from portal.usage.models import UsageDay
+from portal.usage.models import HISTOGRAM_COLUMNS, UsageDay
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
     from datetime import datetime
 
     from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -67,7 +64,6 @@ VERDICTS: Final = (
     ("grooming", "Grooming"),
     ("imminent_threat", "Imminent threat"),
 )
-_NO_BRACKETS: Final = str.maketrans("", "", "[]")
 _CATEGORY_LABELS: Final = 6
 _COUNT_COLUMNS: Final = 6  # scored, flagged, reviewed and the three verdicts
 
@@ -192,69 +188,6 @@ class Dashboard:
 #### Aggregation ####
 
 
-def _histogram_columns(session: Session) -> list[ColumnElement[Any]]:
-    """What a group's histograms aggregate to: on PostgreSQL the 20 bin sums
-    (JSONB elements are cheap to read, its text output is not); elsewhere
-    (SQLite) every histogram's JSON text joined by commas, for ``sum_histograms``.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        return [
-            func.sum(UsageDay.score_histogram[index].as_integer())
-            for index in range(HISTOGRAM_BINS)
-        ]
-    return [func.group_concat(cast(UsageDay.score_histogram, Text), ",", type_=Text)]
-
-
-def _histogram_rows(texts: Iterable[str]) -> list[list[int]]:
-    """The well-formed histograms among ``texts`` (each a JSON array or several
-    joined by commas); malformed ones are left out rather than failing a page.
-    """
-    rows: list[list[int]] = []
-    for text in texts:
-        try:
-            parsed = json.loads(f"[{text}]")
-        except ValueError:
-            continue
-        rows.extend(
-            row
-            for row in parsed
-            if isinstance(row, list)
-            and len(row) == HISTOGRAM_BINS
-            and all(type(count) is int and count >= 0 for count in row)
-        )
-    return rows
-
-
-def sum_histograms(texts: Sequence[str]) -> tuple[int, ...]:
-    """The bin-wise sum of the histograms in ``texts`` (JSON arrays of 20 counts,
-    several per text joined by commas, as the aggregation returns them).
-
-    The usual case is parsed by numpy in one pass over all the text; anything
-    unusual (a malformed or short histogram, a negative count) is summed row by
-    row from the well-formed histograms only.
-    """
-    joined = ",".join(texts).translate(_NO_BRACKETS)
-    expected = sum(text.count("[") for text in texts) * HISTOGRAM_BINS
-    if not expected:
-        return _empty_histogram()
-    with warnings.catch_warnings():
-        # numpy warns (here: raises) where the text stops being numbers.
-        warnings.simplefilter("error")
-        try:
-            values = np.fromstring(joined, dtype=np.int64, sep=",")
-        except (ValueError, DeprecationWarning):
-            values = None
-    if values is not None and values.size == expected and (values >= 0).all():
-        summed = values.reshape(-1, HISTOGRAM_BINS).sum(axis=0)
-        return tuple(int(count) for count in summed)
-    rows = _histogram_rows(texts)
-    return tuple(sum(column) for column in zip(*rows, strict=True)) if rows else _empty_histogram()
-
-
-def _empty_histogram() -> tuple[int, ...]:
-    return (0,) * HISTOGRAM_BINS
-
-
 def _by_day_and_bundle(
     session: Session, organisation_id: uuid.UUID, period: Period
 ) -> tuple[list[DayUsage], list[BundleUsage]]:
@@ -268,7 +201,7 @@ def _by_day_and_bundle(
             func.sum(UsageDay.not_grooming),
             func.sum(UsageDay.grooming),
             func.sum(UsageDay.imminent_threat),
-            *_histogram_columns(session),
+            *[func.sum(getattr(UsageDay, name)) for name in HISTOGRAM_COLUMNS],
         )
         .where(
             UsageDay.organisation_id == organisation_id,
@@ -279,31 +212,23 @@ def _by_day_and_bundle(
     ).all()
     per_day: dict[date, Counts] = {}
     per_bundle: dict[str, Counts] = {}
-    histogram_texts: dict[str, list[str]] = {}
-    histogram_sums: dict[str, list[int]] = {}
+    histograms: dict[str, list[int]] = {}
     for day, bundle, *sums in rows:
-        counts = Counts(*(int(value or 0) for value in sums[:_COUNT_COLUMNS]))
+        counts = Counts(*(int(value) for value in sums[:_COUNT_COLUMNS]))
         per_day[day] = per_day.get(day, Counts()) + counts
         per_bundle[bundle] = per_bundle.get(bundle, Counts()) + counts
-        histograms = sums[_COUNT_COLUMNS:]
-        if len(histograms) == HISTOGRAM_BINS:
-            bins = histogram_sums.setdefault(bundle, [0] * HISTOGRAM_BINS)
-            for index, count in enumerate(histograms):
-                bins[index] += max(0, int(count or 0))
-        elif histograms[0]:
-            histogram_texts.setdefault(bundle, []).append(histograms[0])
+        bins = histograms.get(bundle)
+        if bins is None:
+            histograms[bundle] = [int(count) for count in sums[_COUNT_COLUMNS:]]
+        else:
+            for index, count in enumerate(sums[_COUNT_COLUMNS:]):
+                bins[index] += int(count)
     days = []
     for day in period.each_day():
         counts = per_day.get(day, Counts())
         days.append(DayUsage(day, counts.scored, counts.flagged, counts.reviewed))
     bundles = [
-        BundleUsage(
-            bundle,
-            per_bundle[bundle],
-            tuple(histogram_sums[bundle])
-            if bundle in histogram_sums
-            else sum_histograms(histogram_texts.get(bundle, [])),
-        )
+        BundleUsage(bundle, per_bundle[bundle], tuple(histograms[bundle]))
         for bundle in sorted(per_bundle)
     ]
     return days, bundles

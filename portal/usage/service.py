@@ -18,9 +18,12 @@ Every batch (usage or feedback, docs/feedback.md), in this order:
    refused batch is kept.
 
 Usage counts are increments: the records of a batch are summed per (day,
-bundle), then added to the (license, engine, day, bundle) row. The license's
-row is locked (``SELECT ... FOR UPDATE`` on PostgreSQL) while that row is read
-and written, so two batches of one license never lose each other's counts.
+bundle), then added to the (license, engine, day, bundle) row by the upsert
+itself (``ON CONFLICT ... DO UPDATE SET scored = usage_days.scored +
+excluded.scored``, and so for every count and histogram bin). The license's row
+is locked (``SELECT ... FOR UPDATE`` on PostgreSQL) while the stored counts are
+read (a sum past ``MAX_COUNT`` refuses the batch) and written, so two batches of
+one license never lose each other's counts.
 No text and no user ids exist here to store.
 
 Services never commit; ingesting is not an administrative action and writes
@@ -33,7 +36,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -52,7 +55,7 @@ from portal.errors import (
 from portal.feedback.models import Feedback
 from portal.licenses.models import License
 from portal.organisations.models import Organisation
-from portal.usage.models import ReportBatch, UsageDay
+from portal.usage.models import HISTOGRAM_COLUMNS, ReportBatch, UsageDay
 from portal.usage.schemas import (
     HISTOGRAM_BINS,
     MAX_COUNT,
@@ -193,19 +196,18 @@ def lock_license(session: Session, license_id: uuid.UUID) -> uuid.UUID:
 #### Usage ####
 
 
-def _totals(
+def _stored_counts(
     session: Session,
     license_id: uuid.UUID,
     engine_id: uuid.UUID,
     increments: Sequence[UsageIncrement],
-) -> dict[tuple[date, str], dict[str, Any]]:
-    """The rows the increments go to, as stored now (empty counts for new rows)."""
+) -> dict[tuple[date, str], dict[str, int]]:
+    """The counts (not the histograms) of the rows the increments go to, as stored now."""
     wanted = {(item.day, item.bundle) for item in increments}
     stored = session.execute(
         select(
             UsageDay.day,
             UsageDay.bundle,
-            UsageDay.score_histogram,
             *[getattr(UsageDay, name) for name in COUNT_COLUMNS],
         ).where(
             UsageDay.license_id == license_id,
@@ -214,20 +216,11 @@ def _totals(
             UsageDay.bundle.in_({bundle for _, bundle in wanted}),
         )
     )
-    totals: dict[tuple[date, str], dict[str, Any]] = {}
-    for row in stored:
-        key = (row.day, row.bundle)
-        if key in wanted:
-            histogram = list(row.score_histogram)
-            if len(histogram) != HISTOGRAM_BINS:  # pragma: no cover - a hand-edited row
-                histogram = [0] * HISTOGRAM_BINS
-            totals[key] = {
-                "score_histogram": histogram,
-                **{name: getattr(row, name) for name in COUNT_COLUMNS},
-            }
-    for key in wanted - totals.keys():
-        totals[key] = {"score_histogram": [0] * HISTOGRAM_BINS, **dict.fromkeys(COUNT_COLUMNS, 0)}
-    return totals
+    return {
+        (row.day, row.bundle): {name: getattr(row, name) for name in COUNT_COLUMNS}
+        for row in stored
+        if (row.day, row.bundle) in wanted
+    }
 
 
 def receive_usage(
@@ -264,18 +257,13 @@ def receive_usage(
     if duplicate is not None:
         return duplicate
     if increments:
-        totals = _totals(session, license_id, batch.engine_id, increments)
+        stored = _stored_counts(session, license_id, batch.engine_id, increments)
         rows = []
         problems = []
         for increment in increments:
-            total = totals[(increment.day, increment.bundle)]
-            for name in COUNT_COLUMNS:
-                total[name] += getattr(increment, name)
-            total["score_histogram"] = [
-                a + b
-                for a, b in zip(total["score_histogram"], increment.score_histogram, strict=True)
-            ]
-            if max(total[name] for name in COUNT_COLUMNS) > MAX_COUNT:
+            counts = {name: getattr(increment, name) for name in COUNT_COLUMNS}
+            before = stored.get((increment.day, increment.bundle), {})
+            if any(before.get(name, 0) + count > MAX_COUNT for name, count in counts.items()):
                 problems.append(problem(None, "records", "a day's counts would overflow"))
             rows.append(
                 {
@@ -285,16 +273,21 @@ def receive_usage(
                     "bundle": increment.bundle,
                     "organisation_id": organisation_id,
                     "updated_at": now,
-                    **total,
+                    **counts,
+                    **dict(zip(HISTOGRAM_COLUMNS, increment.score_histogram, strict=True)),
                 }
             )
         raise_problems(problems)
-        statement = upsert(session, table_of(UsageDay))
+        table = table_of(UsageDay)
+        statement = upsert(session, table)
         statement = statement.on_conflict_do_update(
             index_elements=["license_id", "engine_id", "day", "bundle"],
             set_={
-                name: statement.excluded[name]
-                for name in (*COUNT_COLUMNS, "score_histogram", "updated_at")
+                **{
+                    name: table.c[name] + statement.excluded[name]
+                    for name in (*COUNT_COLUMNS, *HISTOGRAM_COLUMNS)
+                },
+                "updated_at": statement.excluded.updated_at,
             },
         )
         session.execute(statement, rows)
@@ -362,27 +355,34 @@ def usage_report(session: Session, *, organisation: str | None = None) -> UsageR
         raise OrganisationNotFoundError(f"no organisation named {organisation!r}")
     hostnames = _hostnames(session, set(names))
 
+    summed = (*COUNT_COLUMNS, *HISTOGRAM_COLUMNS)
+    rows = session.execute(
+        select(
+            UsageDay.organisation_id,
+            UsageDay.day,
+            UsageDay.engine_id,
+            UsageDay.bundle,
+            *[func.sum(getattr(UsageDay, name)) for name in summed],
+        )
+        .where(UsageDay.organisation_id.in_(list(names)))
+        .group_by(UsageDay.organisation_id, UsageDay.day, UsageDay.engine_id, UsageDay.bundle)
+    )
     lines: dict[tuple[str, date, str, str], UsageLine] = {}
-    rows = session.execute(select(UsageDay).where(UsageDay.organisation_id.in_(list(names))))
-    for (row,) in rows:
-        key = (names[row.organisation_id], row.day, str(row.engine_id), row.bundle)
-        line = lines.get(key)
-        if line is None:
-            line = lines[key] = UsageLine(
-                organisation=key[0],
-                engine_id=key[2],
-                hostname=hostnames.get(key[2]),
-                bundle=row.bundle,
-                day=row.day,
-            )
-        line.scored += row.scored
-        line.flagged += row.flagged
-        line.reviewed += row.reviewed
-        for verdict in VERDICTS:
-            line.verdicts[verdict] += getattr(row, verdict)
-        line.score_histogram = [
-            a + b for a, b in zip(line.score_histogram, row.score_histogram, strict=True)
-        ]
+    for organisation_id, day, engine_id, bundle, *sums in rows:
+        counts = dict(zip(summed, (int(value) for value in sums), strict=True))
+        key = (names[organisation_id], day, str(engine_id), bundle)
+        lines[key] = UsageLine(
+            organisation=key[0],
+            engine_id=key[2],
+            hostname=hostnames.get(key[2]),
+            bundle=bundle,
+            day=day,
+            scored=counts["scored"],
+            flagged=counts["flagged"],
+            reviewed=counts["reviewed"],
+            verdicts={verdict: counts[verdict] for verdict in VERDICTS},
+            score_histogram=[counts[name] for name in HISTOGRAM_COLUMNS],
+        )
 
     grouped = session.execute(
         select(

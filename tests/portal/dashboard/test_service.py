@@ -214,14 +214,6 @@ def test_periods_other_than_the_offered_ones_fall_back_to_30_days(asked: str, pe
     assert service.parse_period(asked) == period
 
 
-def test_malformed_histograms_are_left_out_of_the_sum() -> None:
-    good = "[" + ",".join(["1"] * 20) + "]"
-    assert service.sum_histograms([good, "[1,2]", "[-1" + ",1" * 19 + "]", "nonsense", good]) == (
-        (2,) * 20
-    )
-    assert service.sum_histograms([]) == (0,) * 20
-
-
 def test_the_overview_lists_every_organisation_with_its_recent_usage(
     session: Session, usage: Reported, make_license: Callable[..., License]
 ) -> None:

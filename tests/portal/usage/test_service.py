@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from portal.errors import BatchConflictError, InvalidBatchError
-from portal.usage.models import ReportBatch, UsageDay
+from portal.usage.models import HISTOGRAM_COLUMNS, ReportBatch, UsageDay
 from portal.usage.schemas import MAX_COUNT
 from portal.usage.service import BatchKind, claim_batch
 from tests.portal.usage.support import (
@@ -111,3 +111,28 @@ def test_the_problems_of_a_batch_name_the_first_in_the_message() -> None:
     error = InvalidBatchError([{"record": 3, "field": "scored", "reason": "too big"}])
     assert str(error) == "1 problem(s) in the batch, first record 3: scored: too big"
     assert error.json_detail() == [{"record": 3, "field": "scored", "reason": "too big"}]
+
+
+def test_records_of_one_batch_that_overflow_a_new_row_refuse_the_batch(
+    reporter: Reporter, session: Session
+) -> None:
+    half = usage_record(
+        scored=MAX_COUNT // 2 + 1,
+        flagged=0,
+        reviewed=0,
+        verdicts={},
+        score_histogram=[MAX_COUNT // 2 + 1] + [0] * 19,
+    )
+    refused = reporter.post(USAGE, batch(reporter.engine_id, [half, half]))
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["reason"] == "a day's counts would overflow"
+    assert session.query(UsageDay).count() == 0
+
+
+def test_the_histogram_is_read_and_set_as_its_twenty_bin_columns() -> None:
+    row = UsageDay(score_histogram=list(range(20)))
+    assert (row.bin_00, row.bin_07, row.bin_19) == (0, 7, 19)
+    assert row.score_histogram == list(range(20))
+    assert HISTOGRAM_COLUMNS[::19] == ("bin_00", "bin_19")
+    with pytest.raises(ValueError, match="20 counts, not 19"):
+        row.score_histogram = [0] * 19
