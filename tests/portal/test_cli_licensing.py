@@ -280,7 +280,7 @@ def test_db_upgrade_creates_the_default_database(
 ) -> None:
     result = _ok(own_database("db", "upgrade"))
     assert (portal_home / "portal.db").is_file()
-    assert "is at revision 0003" in result.stdout
+    assert "is at revision 0004" in result.stdout
 
 
 def test_a_database_without_schema_says_to_upgrade(own_database: PortalCli) -> None:
