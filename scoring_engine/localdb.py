@@ -7,7 +7,12 @@ turned text sharing on and a moderator confirmed it for that conversation (SPEC 
 Tables (each owned by one module):
 
 - ``review_items`` (:mod:`scoring_engine.review`): one flagged conversation each, with its
-  text, its SPEC §3 score line, its feature vector and, once reviewed, the verdict.
+  text, its SPEC §3 score line, its feature vector and, once reviewed, the verdict. The
+  small columns come first and the text last: a row is read up to the last column asked
+  for, so what only needs the verdict or the vector never reads through the text.
+- ``feedback_queued`` (:mod:`scoring_engine.outbox`): the reviewed items whose feedback is
+  in the outbox (a row of their own, so queuing 100,000 of them never rewrites the large
+  ``review_items`` rows); a new verdict deletes the item's row: its feedback is pending.
 - ``usage_days`` (:mod:`scoring_engine.usage`): counts per day and bundle not yet moved
   into the outbox.
 - ``outbox`` (:mod:`scoring_engine.outbox`): batches waiting to be sent, each with the
@@ -26,31 +31,41 @@ from typing import Final
 from scoring_engine.home import EngineHome
 
 DB_NAME: Final = "local.sqlite3"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+# Version 1 kept the queue state in review_items.feedback_queued_at (the column stays in
+# such a database, unused).
+_FROM_VERSION_1: Final = """
+INSERT OR IGNORE INTO feedback_queued (item_id, queued_at)
+    SELECT item_id, feedback_queued_at FROM review_items WHERE feedback_queued_at IS NOT NULL;
+"""
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS review_items (
     item_id TEXT PRIMARY KEY,          -- random id; also the feedback id sent to the portal
     conversation_id TEXT NOT NULL,     -- the adopter's id (local only, never sent)
-    source_file TEXT,                  -- where it was read from (local only)
     queued_at TEXT NOT NULL,           -- ISO 8601 UTC
     bundle TEXT NOT NULL,
     score REAL NOT NULL,
     threshold REAL NOT NULL,
-    score_line TEXT NOT NULL,          -- the SPEC section 3 JSON line (no text)
-    conversation TEXT,                 -- JSON: messages and participants; NULL once deleted
-    features TEXT NOT NULL,            -- JSON FeatureVector.to_dict()
     verdict TEXT,                      -- not_grooming | grooming | imminent_threat
-    note TEXT,
     moderator TEXT,
     reviewed_at TEXT,
     share_text INTEGER NOT NULL DEFAULT 0,  -- the moderator confirmed sharing this text
-    feedback_queued_at TEXT,           -- when its feedback went into the outbox
-    text_deleted_at TEXT
+    text_deleted_at TEXT,
+    source_file TEXT,                  -- where it was read from (local only)
+    note TEXT,
+    score_line TEXT NOT NULL,          -- the SPEC section 3 JSON line (no text)
+    features TEXT NOT NULL,            -- JSON FeatureVector.to_dict()
+    conversation TEXT                  -- JSON: messages and participants; NULL once deleted
 );
 CREATE INDEX IF NOT EXISTS ix_review_items_pending ON review_items (verdict, queued_at);
 CREATE UNIQUE INDEX IF NOT EXISTS uq_review_items_conversation
     ON review_items (conversation_id, bundle);
+
+CREATE TABLE IF NOT EXISTS feedback_queued (
+    item_id TEXT PRIMARY KEY REFERENCES review_items (item_id) ON DELETE CASCADE,
+    queued_at TEXT NOT NULL            -- when its feedback went into the outbox
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS usage_days (
     day TEXT NOT NULL,                 -- YYYY-MM-DD, UTC
@@ -100,6 +115,8 @@ def connect(home: EngineHome) -> Iterator[sqlite3.Connection]:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version < SCHEMA_VERSION:
             connection.executescript(SCHEMA)
+            if version == 1:
+                connection.executescript(_FROM_VERSION_1)
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         connection.execute("BEGIN IMMEDIATE")
         try:

@@ -4,8 +4,8 @@
 :func:`run_report`. The rules it keeps:
 
 - Queuing is ONE transaction of the local database (``queue_reports``): every
-  ``usage_days`` row becomes a usage record and is deleted; every reviewed item whose
-  ``feedback_queued_at`` is NULL becomes a feedback record and gets ``feedback_queued_at``.
+  ``usage_days`` row becomes a usage record and is deleted; every reviewed item without a
+  ``feedback_queued`` row becomes a feedback record and gets one (a new verdict deletes it).
   Records are grouped into batches of at most the policy's ``max_records`` records and
   ``max_body_bytes`` bytes of JSON; each batch gets a uuid4 ``batch_id`` and its exact JSON
   body is stored. Nothing rebuilds a body later, so sending a batch again is the same
@@ -281,15 +281,19 @@ def _shared_text(conversation: str | None) -> str | None:
     return _dumps({"messages": messages})
 
 
-# With sharing off (parameter 0) the conversation is not read at all.
+# With sharing off (parameter 0) the conversation is not read at all. A score line that is
+# not JSON comes back with ``valid`` 0 (and no characteristics): the loop leaves it.
 _FEEDBACK_QUERY: Final = """
-SELECT item_id, bundle, score, threshold, verdict, reviewed_at, features,
-       json_extract(score_line, '$.characteristics') AS characteristics,
+SELECT item_id, bundle, score, threshold, verdict, reviewed_at,
+       json_valid(score_line) AS valid,
+       CASE WHEN json_valid(score_line)
+            THEN json_extract(score_line, '$.characteristics') END AS characteristics,
+       features,
        CASE WHEN ? AND share_text AND text_deleted_at IS NULL
             THEN conversation END AS conversation
 FROM review_items
-WHERE verdict IS NOT NULL AND reviewed_at IS NOT NULL AND feedback_queued_at IS NULL
-  AND json_valid(score_line)
+WHERE verdict IS NOT NULL AND reviewed_at IS NOT NULL
+  AND item_id NOT IN (SELECT item_id FROM feedback_queued)
 """
 # A larger page cache for the one big transaction (KiB, as SQLite's negative sizes).
 _QUEUE_CACHE_KIB: Final = 64 * 1024
@@ -317,9 +321,11 @@ def _queue_usage(connection: sqlite3.Connection, usage: _BatchWriter) -> int:
 
 def _queue_feedback(
     connection: sqlite3.Connection, feedback: _BatchWriter, *, text_sharing: bool, now: str
-) -> tuple[int, int]:
-    """Feedback records of every reviewed item not queued yet: (records, with text)."""
+) -> tuple[int, int, int]:
+    """Feedback records of every reviewed item not queued yet: (records, with text,
+    unreadable items left in the queue)."""
     marked: list[tuple[str, str]] = []
+    unreadable = 0
     with_text = 0
     quoted = _Quoted()
     cursor = connection.cursor()
@@ -327,10 +333,27 @@ def _queue_feedback(
     # Rows are read lazily (100,000 vectors do not sit in memory at once); the items are
     # marked after the cursor is exhausted, never while it reads the table.
     rows = cursor.execute(_FEEDBACK_QUERY, (int(text_sharing),))
-    for item_id, bundle, score, threshold, verdict, reviewed_at, features, chars, text in rows:
+    for (
+        item_id,
+        bundle,
+        score,
+        threshold,
+        verdict,
+        reviewed_at,
+        valid,
+        chars,
+        features,
+        text,
+    ) in rows:
         # The engine wrote the vector with json.dumps; a damaged one (cut short, not a
         # string) stays in the queue rather than getting its whole batch refused.
-        if not isinstance(features, str) or features[:1] != "{" or features[-1:] != "}":
+        if (
+            not valid
+            or not isinstance(features, str)
+            or features[:1] != "{"
+            or features[-1:] != "}"
+        ):
+            unreadable += 1
             continue
         head = (
             f'{{"feedback_id":"{_feedback_id(item_id)}","bundle":{quoted[bundle]},'
@@ -346,12 +369,12 @@ def _queue_feedback(
             shared = None
         with_text += shared is not None
         feedback.add(f"{head}{shared or 'null'}}}")
-        marked.append((now, item_id))
+        marked.append((item_id, now))
     feedback.flush()
     connection.executemany(
-        "UPDATE review_items SET feedback_queued_at = ? WHERE item_id = ?", marked
+        "INSERT OR REPLACE INTO feedback_queued (item_id, queued_at) VALUES (?, ?)", marked
     )
-    return len(marked), with_text
+    return len(marked), with_text, unreadable
 
 
 def queue_reports(
@@ -376,14 +399,9 @@ def queue_reports(
     usage = _BatchWriter(connection, USAGE, engine_id, policy, created_at, new_id)
     usage_records = _queue_usage(connection, usage)
     feedback = _BatchWriter(connection, FEEDBACK, engine_id, policy, created_at, new_id)
-    feedback_records, with_text = _queue_feedback(
+    feedback_records, with_text, unreadable = _queue_feedback(
         connection, feedback, text_sharing=policy.text_sharing, now=created_at
     )
-    # What is left unqueued after this is what could not be read.
-    unreadable = connection.execute(
-        "SELECT COUNT(*) FROM review_items WHERE verdict IS NOT NULL AND reviewed_at IS NOT NULL"
-        " AND feedback_queued_at IS NULL"
-    ).fetchone()[0]
     return Queued(
         usage_records=usage_records,
         feedback_records=feedback_records,
@@ -421,7 +439,7 @@ def pending(home: EngineHome) -> Pending:
         usage_rows = connection.execute("SELECT COUNT(*) FROM usage_days").fetchone()[0]
         feedback_items = connection.execute(
             "SELECT COUNT(*) FROM review_items WHERE verdict IS NOT NULL"
-            " AND feedback_queued_at IS NULL"
+            " AND item_id NOT IN (SELECT item_id FROM feedback_queued)"
         ).fetchone()[0]
     return Pending(int(batches), int(records), int(usage_rows), int(feedback_items))
 

@@ -13,7 +13,7 @@ Rules it keeps:
   earlier verdict was. A conversation judged harmless can escalate later, and that must
   reach a moderator.
 - A verdict on an item replaces any earlier one and makes its feedback pending again
-  (``feedback_queued_at`` NULL); only the first verdict is counted in usage (a reopened
+  (its ``feedback_queued`` row is deleted); only the first verdict is counted in usage (a reopened
   item's next verdict is a new review, and counted).
 - Retention: the text of items reviewed more than ``review_retention_days`` ago is deleted
   (``conversation`` NULL, ``text_deleted_at`` set); score, verdict and features stay.
@@ -304,9 +304,11 @@ def record_verdict(
     first = item.verdict is None
     connection.execute(
         "UPDATE review_items SET verdict = ?, note = ?, moderator = ?, reviewed_at = ?,"
-        " share_text = ?, feedback_queued_at = NULL WHERE item_id = ?",
+        " share_text = ? WHERE item_id = ?",
         (verdict.value, note, moderator, isoformat_z(now), int(share_text), item.item_id),
     )
+    # Its feedback is pending again (the outbox sends the corrected verdict).
+    connection.execute("DELETE FROM feedback_queued WHERE item_id = ?", (item.item_id,))
     if first:
         usage.record_verdict(
             connection, now.astimezone(UTC).date().isoformat(), item.bundle, verdict

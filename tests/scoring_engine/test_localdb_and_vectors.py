@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import sqlite3
 import stat
 import zlib
 
@@ -11,7 +12,7 @@ import pytest
 
 from scoring_engine.conversation import Conversation, Message
 from scoring_engine.home import EngineHome
-from scoring_engine.localdb import connect, database_path
+from scoring_engine.localdb import SCHEMA_VERSION, connect, database_path
 from scoring_engine.model.features import featurize
 from scoring_engine.model.vectors import FEATURE_DIM, FeatureVector, VectorFormatError
 
@@ -85,3 +86,35 @@ def test_local_database_is_private_and_rolls_back_on_error(tmp_path):
     with connect(home) as connection:
         assert connection.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
     assert stat.S_IMODE(database_path(home).stat().st_mode) == 0o600
+
+
+def test_a_version_1_database_keeps_which_feedback_is_in_the_outbox(tmp_path):
+    home = EngineHome(tmp_path / "engine")
+    home.path.mkdir(parents=True)
+    # Version 1 kept the queue state in review_items.feedback_queued_at.
+    old = sqlite3.connect(database_path(home))
+    old.executescript(
+        """
+        CREATE TABLE review_items (
+            item_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, source_file TEXT,
+            queued_at TEXT NOT NULL, bundle TEXT NOT NULL, score REAL NOT NULL,
+            threshold REAL NOT NULL, score_line TEXT NOT NULL, conversation TEXT,
+            features TEXT NOT NULL, verdict TEXT, note TEXT, moderator TEXT, reviewed_at TEXT,
+            share_text INTEGER NOT NULL DEFAULT 0, feedback_queued_at TEXT,
+            text_deleted_at TEXT
+        );
+        INSERT INTO review_items (item_id, conversation_id, queued_at, bundle, score, threshold,
+            score_line, features, verdict, reviewed_at, feedback_queued_at)
+        VALUES ('sent', 'c1', 'q', 'b', 0.9, 0.5, '{}', '{}', 'grooming', 'r', 'then'),
+               ('pending', 'c2', 'q', 'b', 0.9, 0.5, '{}', '{}', 'grooming', 'r', NULL);
+        PRAGMA user_version = 1;
+        """
+    )
+    old.close()
+
+    with connect(home) as connection:
+        queued = connection.execute("SELECT item_id, queued_at FROM feedback_queued").fetchall()
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+
+    assert [tuple(row) for row in queued] == [("sent", "then")]
+    assert version == SCHEMA_VERSION

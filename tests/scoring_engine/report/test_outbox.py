@@ -61,7 +61,8 @@ def test_100k_feedback_records_are_split_by_max_records(tmp_path):
     assert len(feedback_ids) == 100_000
     with connect(EngineHome(tmp_path)) as connection:
         left = connection.execute(
-            "SELECT COUNT(*) FROM review_items WHERE feedback_queued_at IS NULL"
+            "SELECT COUNT(*) FROM review_items"
+            " WHERE item_id NOT IN (SELECT item_id FROM feedback_queued)"
         ).fetchone()[0]
     assert left == 0
     assert _queue(tmp_path).batches == 0  # nothing is queued twice
@@ -134,7 +135,7 @@ def test_text_follows_the_policy_and_the_confirmation(tmp_path):
 
     with connect(EngineHome(tmp_path)) as connection:
         connection.execute("DELETE FROM outbox")
-        connection.execute("UPDATE review_items SET feedback_queued_at = NULL")
+        connection.execute("DELETE FROM feedback_queued")
     on = _queue(tmp_path, ReportPolicy(text_sharing=True))
     assert on.with_text == 1
     records = json.loads(outbox_rows(tmp_path)[0]["payload"])["records"]

@@ -162,10 +162,16 @@ def test_status_before_any_scoring_shows_an_empty_queue_without_making_the_datab
 def test_feedback_is_pending_again_after_a_corrected_verdict(queued):
     reference = item_id(queued, "g-1")
     assert_ok(queued("review", "verdict", reference, "grooming"))
-    execute(queued, "UPDATE review_items SET feedback_queued_at = '2026-12-01T00:00:00Z'")
+    # As `report` leaves it: the feedback is in the outbox.
+    execute(
+        queued,
+        "INSERT INTO feedback_queued (item_id, queued_at) SELECT item_id,"
+        " '2026-12-01T00:00:00Z' FROM review_items WHERE conversation_id = 'g-1'",
+    )
     assert_ok(queued("review", "verdict", reference, "imminent_threat"))
     (row,) = rows(queued, "SELECT * FROM review_items WHERE conversation_id = 'g-1'")
-    assert (row["verdict"], row["feedback_queued_at"]) == ("imminent_threat", None)
+    assert row["verdict"] == "imminent_threat"
+    assert rows(queued, "SELECT * FROM feedback_queued") == []
 
 
 def test_each_queued_text_is_its_own_conversation_across_model_batches(installed, tmp_path):
