@@ -4,9 +4,11 @@
   every batch is authorised, deduplicated and refused). Each record is
   written with one bulk ``INSERT ... ON CONFLICT (feedback_id) DO UPDATE``: a
   feedback id seen again from the same license replaces the earlier verdict
-  (a moderator corrected it; ``received_at`` keeps the first arrival). A
-  feedback id that belongs to another license is refused (422), never
-  overwritten.
+  (a moderator corrected it; ``received_at`` keeps the first arrival) when its
+  ``reviewed_at`` is not earlier than the stored one. Engines send several
+  batches at once, so the order they arrive in says nothing: a stale batch that
+  arrives late is accepted and changes nothing. A feedback id that belongs to
+  another license is refused (422), never overwritten.
 - Text comes only with the organisation's consent: a record with ``text``
   when its organisation has not enabled sharing refuses the whole batch
   (``TextSharingDisabledError``, 403); nothing of it is kept.
@@ -165,7 +167,8 @@ def receive_feedback(
         statement = statement.on_conflict_do_update(
             index_elements=["feedback_id"],
             set_={name: statement.excluded[name] for name in _REPLACED_ON_CORRECTION},
-            where=Feedback.license_id == statement.excluded.license_id,
+            where=(Feedback.license_id == statement.excluded.license_id)
+            & (Feedback.reviewed_at <= statement.excluded.reviewed_at),
         )
         session.execute(
             statement,

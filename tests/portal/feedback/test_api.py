@@ -111,6 +111,27 @@ def test_a_feedback_id_seen_again_replaces_the_verdict(
     assert [example.verdict for example in feedback_examples(session)] == ["not_grooming"]
 
 
+def test_a_stale_verdict_arriving_late_does_not_replace_a_correction(
+    reporter: Reporter, session: Session
+) -> None:
+    # Engines send batches concurrently: the correction can arrive first.
+    record = feedback_record()
+    correction = {**record, "verdict": "not_grooming", "reviewed_at": "2026-12-02T11:00:00Z"}
+    newer = batch(reporter.engine_id, [correction])
+    assert reporter.post(FEEDBACK, newer).status_code == 201
+    late = reporter.post(FEEDBACK, batch(reporter.engine_id, [record]))
+    assert late.status_code == 201
+    assert late.json()["accepted"] == 1
+    [row] = stored(session)
+    assert (row.verdict, row.reviewed_at.hour) == ("not_grooming", 11)
+    assert str(row.batch_id) == newer["batch_id"]
+    # The same time again (a re-sent copy under a new batch id) still replaces it.
+    again = batch(reporter.engine_id, [{**correction, "verdict": "grooming"}])
+    assert reporter.post(FEEDBACK, again).status_code == 201
+    [row] = stored(session)
+    assert row.verdict == "grooming"
+
+
 def test_the_later_of_two_records_of_one_id_in_a_batch_wins(
     reporter: Reporter, session: Session
 ) -> None:
