@@ -2,8 +2,9 @@
 
 Seeds one organisation whose ``--engines`` engines (default 100) each reported
 every day of the last 365 on ``--bundles`` bundles (default 2): 36,500 usage
-rows per bundle, 73,000 by default, each with a 20-bin score histogram (20 columns), plus a
-second organisation with as much usage that must not be counted. Then signs
+rows per bundle, 73,000 by default, each with a 20-bin score histogram, plus a
+second organisation with as much usage that must not be counted (written as
+ingestion writes them: ``usage_days`` and the ``usage_rollups``). Then signs
 in with an authenticated test client and measures median and p95 of
 
 - ``GET /admin/organisations/{id}/dashboard?days=30|90|365`` (the whole page:
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyotp
 from fastapi.testclient import TestClient
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,6 +47,7 @@ from portal.licenses.models import License, LicenseStatus
 from portal.organisations.models import Organisation
 from portal.settings import Settings
 from portal.usage.models import HISTOGRAM_COLUMNS, UsageDay
+from portal.usage.service import add_usage
 from portal.web.app import create_app
 
 TARGET_P95_MS = 200.0
@@ -147,10 +149,10 @@ def seed(
                     }
                 )
                 if len(rows) >= BATCH:
-                    session.execute(insert(UsageDay), rows)
+                    add_usage(session, rows)
                     rows = []
     if rows:
-        session.execute(insert(UsageDay), rows)
+        add_usage(session, rows)
     session.commit()
     print(f"seeded {engines * DAYS * bundles:,} usage rows of {name}", file=sys.stderr)
     return organisation

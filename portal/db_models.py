@@ -20,7 +20,7 @@ from portal.feedback.models import Feedback
 from portal.licenses.models import License
 from portal.magic_links.models import MagicLink
 from portal.organisations.models import Organisation
-from portal.usage.models import ReportBatch, UsageDay
+from portal.usage.models import ReportBatch, UsageDay, UsageRollup
 
 metadata = Base.metadata
 
@@ -41,5 +41,6 @@ __all__ = [
     "Organisation",
     "ReportBatch",
     "UsageDay",
+    "UsageRollup",
     "metadata",
 ]

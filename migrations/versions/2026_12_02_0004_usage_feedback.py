@@ -111,6 +111,40 @@ def upgrade() -> None:
     op.create_index(
         "ix_usage_days_organisation_day", "usage_days", ["organisation_id", "day"], unique=False
     )
+    op.create_index(
+        "ix_usage_days_engine_counts",
+        "usage_days",
+        ["license_id", "engine_id", "day", "scored", "flagged", "reviewed"],
+        unique=False,
+    )
+    op.create_table(
+        "usage_rollups",
+        sa.Column("organisation_id", sa.Uuid(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("bundle", sa.String(length=128), nullable=False),
+        sa.Column("scored", sa.BigInteger(), nullable=False),
+        sa.Column("flagged", sa.BigInteger(), nullable=False),
+        sa.Column("reviewed", sa.BigInteger(), nullable=False),
+        sa.Column("not_grooming", sa.BigInteger(), nullable=False),
+        sa.Column("grooming", sa.BigInteger(), nullable=False),
+        sa.Column("imminent_threat", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "bin_00",
+            sa.BigInteger(),
+            nullable=False,
+            comment="bin_00 to bin_19: as in usage_days, summed.",
+        ),
+        *(sa.Column(f"bin_{index:02d}", sa.BigInteger(), nullable=False) for index in range(1, 20)),
+        sa.Column("updated_at", UTC_DATETIME, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisations.id"],
+            name=op.f("fk_usage_rollups_organisation_id_organisations"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("organisation_id", "day", "bundle", name=op.f("pk_usage_rollups")),
+        comment="Usage per organisation, UTC day and bundle: sums of its usage_days rows.",
+    )
     op.create_table(
         "feedback",
         sa.Column(
@@ -177,6 +211,8 @@ def downgrade() -> None:
     op.drop_index("ix_feedback_organisation_bundle", table_name="feedback")
     op.drop_index(op.f("ix_feedback_license_id"), table_name="feedback")
     op.drop_table("feedback")
+    op.drop_table("usage_rollups")
+    op.drop_index("ix_usage_days_engine_counts", table_name="usage_days")
     op.drop_index("ix_usage_days_organisation_day", table_name="usage_days")
     op.drop_table("usage_days")
     op.drop_index(op.f("ix_report_batches_license_id"), table_name="report_batches")

@@ -2,14 +2,15 @@
 
 Rules:
 
-- Everything comes from ``usage_days`` (the counts engines report; no text, no
-  user ids), summed in SQL. One ``GROUP BY day, bundle`` scan (through the
-  ``(organisation_id, day)`` index) sums the counts and the histogram's bin
-  columns; its few rows (days times bundles) give the daily series, the
-  per-bundle totals and verdict mix, and the score histograms. One ``GROUP BY
-  license, engine`` scan (in primary key order, so without a sort) gives the
-  per-engine table. So a page costs two scans of the period's rows
-  (``benchmarks/bench_dashboard.py``: a year of 100 engines).
+- Everything comes from the counts engines report (no text, no user ids),
+  summed in SQL. The daily series (``GROUP BY day``) and the per-bundle
+  totals, verdict mix and score histograms (``GROUP BY bundle``) sum the
+  organisation's ``usage_rollups``: ingestion keeps one row per day and bundle
+  however many engines report, so a year is a few hundred rows. The per-engine
+  table is one ``GROUP BY license, engine`` over ``usage_days``, read from its
+  ``ix_usage_days_engine_counts`` index alone (in key order: no sort, no row
+  lookups). The administrators' list sums the rollups too. Measured by
+  ``benchmarks/bench_dashboard.py`` (a year of 100 engines).
 - A period is one of ``PERIODS`` days ending today (UTC), both ends included;
   anything else asked for falls back to ``DEFAULT_PERIOD`` (a hand-edited URL
   never fails). Days without usage count as zero, so the series has no gaps.
@@ -42,7 +43,8 @@ from portal.magic_links.models import LinkPurpose
 from portal.magic_links.service import create_link, resolve_link, withdraw_links
 from portal.organisations.models import Organisation
 from portal.organisations.service import get_organisation
-from portal.usage.models import HISTOGRAM_COLUMNS, UsageDay
+from portal.usage.models import UsageDay, UsageRollup
+from portal.usage.service import COUNT_COLUMNS, SUMMED_COLUMNS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -65,7 +67,6 @@ VERDICTS: Final = (
     ("imminent_threat", "Imminent threat"),
 )
 _CATEGORY_LABELS: Final = 6
-_COUNT_COLUMNS: Final = 6  # scored, flagged, reviewed and the three verdicts
 
 
 def parse_period(value: str | None) -> int:
@@ -188,57 +189,59 @@ class Dashboard:
 #### Aggregation ####
 
 
-def _by_day_and_bundle(
-    session: Session, organisation_id: uuid.UUID, period: Period
-) -> tuple[list[DayUsage], list[BundleUsage]]:
+def _in_period(organisation_id: uuid.UUID, period: Period) -> list[ColumnElement[bool]]:
+    return [
+        UsageRollup.organisation_id == organisation_id,
+        UsageRollup.day >= period.first,
+        UsageRollup.day <= period.last,
+    ]
+
+
+def _daily(session: Session, organisation_id: uuid.UUID, period: Period) -> list[DayUsage]:
+    """Every day of the period (zero where nothing was reported), summed over bundles."""
+    per_day = {
+        day: DayUsage(day, int(scored), int(flagged), int(reviewed))
+        for day, scored, flagged, reviewed in session.execute(
+            select(
+                UsageRollup.day,
+                func.sum(UsageRollup.scored),
+                func.sum(UsageRollup.flagged),
+                func.sum(UsageRollup.reviewed),
+            )
+            .where(*_in_period(organisation_id, period))
+            .group_by(UsageRollup.day)
+        )
+    }
+    return [per_day.get(day) or DayUsage(day, 0, 0, 0) for day in period.each_day()]
+
+
+def _by_bundle(session: Session, organisation_id: uuid.UUID, period: Period) -> list[BundleUsage]:
+    """The period's counts and score histogram of each bundle, by name."""
     rows = session.execute(
         select(
-            UsageDay.day,
-            UsageDay.bundle,
-            func.sum(UsageDay.scored),
-            func.sum(UsageDay.flagged),
-            func.sum(UsageDay.reviewed),
-            func.sum(UsageDay.not_grooming),
-            func.sum(UsageDay.grooming),
-            func.sum(UsageDay.imminent_threat),
-            *[func.sum(getattr(UsageDay, name)) for name in HISTOGRAM_COLUMNS],
+            UsageRollup.bundle,
+            *[func.sum(getattr(UsageRollup, name)) for name in SUMMED_COLUMNS],
         )
-        .where(
-            UsageDay.organisation_id == organisation_id,
-            UsageDay.day >= period.first,
-            UsageDay.day <= period.last,
+        .where(*_in_period(organisation_id, period))
+        .group_by(UsageRollup.bundle)
+        .order_by(UsageRollup.bundle)
+    )
+    return [
+        BundleUsage(
+            bundle,
+            Counts(**{name: int(value) for name, value in zip(COUNT_COLUMNS, sums, strict=False)}),
+            tuple(int(count) for count in sums[len(COUNT_COLUMNS) :]),
         )
-        .group_by(UsageDay.day, UsageDay.bundle)
-    ).all()
-    per_day: dict[date, Counts] = {}
-    per_bundle: dict[str, Counts] = {}
-    histograms: dict[str, list[int]] = {}
-    for day, bundle, *sums in rows:
-        counts = Counts(*(int(value) for value in sums[:_COUNT_COLUMNS]))
-        per_day[day] = per_day.get(day, Counts()) + counts
-        per_bundle[bundle] = per_bundle.get(bundle, Counts()) + counts
-        bins = histograms.get(bundle)
-        if bins is None:
-            histograms[bundle] = [int(count) for count in sums[_COUNT_COLUMNS:]]
-        else:
-            for index, count in enumerate(sums[_COUNT_COLUMNS:]):
-                bins[index] += int(count)
-    days = []
-    for day in period.each_day():
-        counts = per_day.get(day, Counts())
-        days.append(DayUsage(day, counts.scored, counts.flagged, counts.reviewed))
-    bundles = [
-        BundleUsage(bundle, per_bundle[bundle], tuple(histograms[bundle]))
-        for bundle in sorted(per_bundle)
+        for bundle, *sums in rows
     ]
-    return days, bundles
 
 
 def _by_engine(
     session: Session, license_ids: Sequence[uuid.UUID], period: Period
 ) -> list[EngineUsage]:
-    # By license rather than organisation: the primary key (license, engine,
-    # day, bundle) then delivers the rows already grouped, with no sort.
+    # By license rather than organisation: the index (license, engine, day,
+    # scored, flagged, reviewed) then delivers the rows already grouped, with no
+    # sort and no lookup of the table's rows.
     if not license_ids:
         return []
     rows = session.execute(
@@ -310,7 +313,8 @@ def organisation_dashboard(
     """
     organisation = get_organisation(session, organisation_id)
     period = Period.ending(today or utc_now().date(), days if days in PERIODS else DEFAULT_PERIOD)
-    series, bundles = _by_day_and_bundle(session, organisation.id, period)
+    series = _daily(session, organisation.id, period)
+    bundles = _by_bundle(session, organisation.id, period)
     totals = sum((bundle.counts for bundle in bundles), Counts())
     licenses = organisation_licenses(session, organisation.id)
     return Dashboard(
@@ -397,18 +401,18 @@ def organisation_overviews(
     first = (today or utc_now().date()) - timedelta(days=recent_days - 1)
 
     def recent(column: InstrumentedAttribute[int]) -> ColumnElement[int]:
-        return func.sum(case((UsageDay.day >= first, column), else_=0))
+        return func.sum(case((UsageRollup.day >= first, column), else_=0))
 
     usage = {
         organisation_id: (Counts(int(s or 0), int(f or 0), int(r or 0)), last)
         for organisation_id, s, f, r, last in session.execute(
             select(
-                UsageDay.organisation_id,
-                recent(UsageDay.scored),
-                recent(UsageDay.flagged),
-                recent(UsageDay.reviewed),
-                func.max(UsageDay.day),
-            ).group_by(UsageDay.organisation_id)
+                UsageRollup.organisation_id,
+                recent(UsageRollup.scored),
+                recent(UsageRollup.flagged),
+                recent(UsageRollup.reviewed),
+                func.max(UsageRollup.day),
+            ).group_by(UsageRollup.organisation_id)
         ).all()
     }
     licenses: dict[uuid.UUID, list[License]] = {}

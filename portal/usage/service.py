@@ -18,12 +18,15 @@ Every batch (usage or feedback, docs/feedback.md), in this order:
    refused batch is kept.
 
 Usage counts are increments: the records of a batch are summed per (day,
-bundle), then added to the (license, engine, day, bundle) row by the upsert
-itself (``ON CONFLICT ... DO UPDATE SET scored = usage_days.scored +
-excluded.scored``, and so for every count and histogram bin). The license's row
+bundle), then added (``add_usage``) to the (license, engine, day, bundle) row of
+``usage_days`` and to the organisation's (day, bundle) row of ``usage_rollups``
+by the upserts themselves (``ON CONFLICT ... DO UPDATE SET scored =
+usage_days.scored + excluded.scored``, and so for every count and histogram
+bin), so concurrent batches never lose each other's counts. The license's row
 is locked (``SELECT ... FOR UPDATE`` on PostgreSQL) while the stored counts are
-read (a sum past ``MAX_COUNT`` refuses the batch) and written, so two batches of
-one license never lose each other's counts.
+read (a sum past ``MAX_COUNT`` refuses the batch) and written; rollup rows are
+written in (day, bundle) order, so batches of two licenses of one organisation
+wait for each other rather than deadlock.
 No text and no user ids exist here to store.
 
 Services never commit; ingesting is not an administrative action and writes
@@ -36,7 +39,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -55,7 +58,7 @@ from portal.errors import (
 from portal.feedback.models import Feedback
 from portal.licenses.models import License
 from portal.organisations.models import Organisation
-from portal.usage.models import HISTOGRAM_COLUMNS, ReportBatch, UsageDay
+from portal.usage.models import HISTOGRAM_COLUMNS, ReportBatch, UsageDay, UsageRollup
 from portal.usage.schemas import (
     HISTOGRAM_BINS,
     MAX_COUNT,
@@ -98,7 +101,7 @@ def upsert(session: Session, table: Table) -> PostgresInsert | SqliteInsert:
     raise ConfigurationError(f"usage and feedback need PostgreSQL or SQLite, not {dialect}")
 
 
-def table_of(model: type[ReportBatch | UsageDay | Feedback]) -> Table:
+def table_of(model: type[ReportBatch | UsageDay | UsageRollup | Feedback]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
@@ -223,6 +226,60 @@ def _stored_counts(
     }
 
 
+SUMMED_COLUMNS: Final = (*COUNT_COLUMNS, *HISTOGRAM_COLUMNS)
+
+
+def _add_to(
+    session: Session, model: type[UsageDay | UsageRollup], rows: Sequence[dict[str, Any]]
+) -> None:
+    table = table_of(model)
+    statement = upsert(session, table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[column.name for column in table.primary_key],
+        set_={
+            **{name: table.c[name] + statement.excluded[name] for name in SUMMED_COLUMNS},
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+    session.execute(statement, rows)
+
+
+def add_usage(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Add usage increments to ``usage_days`` and to the organisations' ``usage_rollups``.
+
+    Each row names its ``license_id``, ``engine_id``, ``day``, ``bundle``,
+    ``organisation_id`` and ``updated_at`` and holds every count and histogram
+    column (``SUMMED_COLUMNS``); no two rows share a (license, engine, day,
+    bundle). The only writer of both tables: keep it so, or the dashboard (read
+    from the rollups) and the usage report (read from ``usage_days``) disagree.
+    """
+    if not rows:
+        return
+    _add_to(session, UsageDay, rows)
+    rollups: dict[tuple[uuid.UUID, date, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["organisation_id"], row["day"], row["bundle"])
+        rollup = rollups.get(key)
+        if rollup is None:
+            rollups[key] = {
+                "organisation_id": key[0],
+                "day": key[1],
+                "bundle": key[2],
+                "updated_at": row["updated_at"],
+                **{name: row[name] for name in SUMMED_COLUMNS},
+            }
+        else:
+            rollup["updated_at"] = max(rollup["updated_at"], row["updated_at"])
+            for name in SUMMED_COLUMNS:
+                rollup[name] += row[name]
+    _add_to(session, UsageRollup, [rollups[key] for key in sorted(rollups, key=_rollup_order)])
+
+
+def _rollup_order(key: tuple[uuid.UUID, date, str]) -> tuple[str, date, str]:
+    organisation_id, day, bundle = key
+    return (str(organisation_id), day, bundle)
+
+
 def receive_usage(
     session: Session,
     license_id: uuid.UUID,
@@ -278,19 +335,7 @@ def receive_usage(
                 }
             )
         raise_problems(problems)
-        table = table_of(UsageDay)
-        statement = upsert(session, table)
-        statement = statement.on_conflict_do_update(
-            index_elements=["license_id", "engine_id", "day", "bundle"],
-            set_={
-                **{
-                    name: table.c[name] + statement.excluded[name]
-                    for name in (*COUNT_COLUMNS, *HISTOGRAM_COLUMNS)
-                },
-                "updated_at": statement.excluded.updated_at,
-            },
-        )
-        session.execute(statement, rows)
+        add_usage(session, rows)
     return BatchAnswer(batch_id=batch.batch_id, accepted=len(batch.records))
 
 
@@ -355,7 +400,7 @@ def usage_report(session: Session, *, organisation: str | None = None) -> UsageR
         raise OrganisationNotFoundError(f"no organisation named {organisation!r}")
     hostnames = _hostnames(session, set(names))
 
-    summed = (*COUNT_COLUMNS, *HISTOGRAM_COLUMNS)
+    summed = SUMMED_COLUMNS
     rows = session.execute(
         select(
             UsageDay.organisation_id,

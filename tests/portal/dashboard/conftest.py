@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from portal.usage.models import UsageDay
+from portal.db_base import utc_now
+from portal.usage.models import HISTOGRAM_COLUMNS, UsageDay
+from portal.usage.service import COUNT_COLUMNS
+from portal.usage.service import add_usage as add_usage_rows
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -30,7 +33,9 @@ def histogram(**bins: int) -> list[int]:
 
 @pytest.fixture
 def add_usage(session: Session) -> Callable[..., UsageDay]:
-    """One ``usage_days`` row of ``license_`` (its organisation's); counts default to 0."""
+    """Usage of one engine of ``license_`` on ``day`` as ingestion adds it (to
+    ``usage_days`` and the organisation's rollups); counts default to 0.
+    """
 
     def factory(
         license_: License,
@@ -41,23 +46,21 @@ def add_usage(session: Session) -> Callable[..., UsageDay]:
         score_histogram: Sequence[int] | None = None,
         **counts: Any,
     ) -> UsageDay:
-        row = UsageDay(
-            license_id=license_.id,
-            engine_id=engine_id or uuid.uuid4(),
-            day=day,
-            bundle=bundle,
-            organisation_id=license_.organisation_id,
-            scored=counts.pop("scored", 0),
-            flagged=counts.pop("flagged", 0),
-            reviewed=counts.pop("reviewed", 0),
-            not_grooming=counts.pop("not_grooming", 0),
-            grooming=counts.pop("grooming", 0),
-            imminent_threat=counts.pop("imminent_threat", 0),
-            score_histogram=list(score_histogram or [0] * BINS),
-        )
+        row = {
+            "license_id": license_.id,
+            "engine_id": engine_id or uuid.uuid4(),
+            "day": day,
+            "bundle": bundle,
+            "organisation_id": license_.organisation_id,
+            "updated_at": utc_now(),
+            **{name: counts.pop(name, 0) for name in COUNT_COLUMNS},
+            **dict(zip(HISTOGRAM_COLUMNS, score_histogram or [0] * BINS, strict=True)),
+        }
         assert not counts, f"unknown counts {sorted(counts)}"
-        session.add(row)
-        session.flush()
-        return row
+        add_usage_rows(session, [row])
+        key = (row["license_id"], row["engine_id"], day, bundle)
+        stored = session.get(UsageDay, key)
+        assert stored is not None
+        return stored
 
     return factory

@@ -18,7 +18,7 @@ from licensing.leases import LeaseClaims, issue_lease
 from portal.engines import service as engine_service
 from portal.licenses import service as license_service
 from portal.repository.service import license_signing_key, open_repository
-from portal.usage.models import ReportBatch, UsageDay
+from portal.usage.models import ReportBatch, UsageDay, UsageRollup
 from portal.web import security
 from portal.web.security import REPORT_MAX_BODY_BYTES
 from tests.portal.support import ACTOR
@@ -120,6 +120,53 @@ def test_each_engine_has_its_own_rows(
     assert sorted(str(row.engine_id) for row in usage_rows(session)) == sorted(
         [reporter.engine_id, other.engine_id]
     )
+
+
+def test_the_organisations_rollup_sums_its_licenses_and_engines_per_day_and_bundle(
+    reporter: Reporter,
+    client: TestClient,
+    session: Session,
+    make_licensed: Callable[..., Licensed],
+) -> None:
+    second_license = activate(client, make_licensed())
+    elsewhere = activate(client, make_licensed("Elsewhere Chat Ltd"))
+    first, other_bundle = (
+        usage_record(),
+        usage_record(
+            bundle="reference-2026.12.0",
+            scored=3,
+            flagged=0,
+            reviewed=0,
+            verdicts={},
+            score_histogram=[3] + [0] * 19,
+        ),
+    )
+    assert reporter.post(USAGE, batch(reporter.engine_id, [first, other_bundle])).status_code == 201
+    for engine in (second_license, elsewhere):
+        assert engine.post(USAGE, batch(engine.engine_id, [first])).status_code == 201
+    session.expire_all()
+    rollups = {
+        (row.organisation_id, row.bundle): row
+        for row in session.scalars(select(UsageRollup).order_by(UsageRollup.bundle))
+    }
+    ours = reporter.licensed.license.organisation_id
+    theirs = elsewhere.licensed.license.organisation_id
+    assert sorted(rollups) == sorted(
+        [(ours, BUNDLE), (ours, "reference-2026.12.0"), (theirs, BUNDLE)]
+    )
+    summed = rollups[(ours, BUNDLE)]
+    assert (summed.day, summed.scored, summed.flagged, summed.reviewed) == (
+        date(2026, 12, 1),
+        240,
+        6,
+        4,
+    )
+    assert (summed.not_grooming, summed.grooming, summed.imminent_threat) == (2, 2, 0)
+    assert summed.score_histogram == [2 * count for count in first["score_histogram"]]
+    assert rollups[(ours, "reference-2026.12.0")].score_histogram == [3] + [0] * 19
+    assert rollups[(theirs, BUNDLE)].scored == 120
+    by_license = [row for row in usage_rows(session) if row.bundle == BUNDLE]
+    assert sum(row.scored for row in by_license) == 360
 
 
 #### Who may report ####
