@@ -17,7 +17,8 @@ from portal.db_base import utc_now
 from portal.licenses import service as license_service
 from portal.organisations.service import get_or_create_organisation
 from portal.repository.service import license_signing_key
-from portal.usage.models import UsageDay
+from portal.usage.models import HISTOGRAM_COLUMNS
+from portal.usage.service import add_usage
 from tests.browser.support import ACTOR, flash, heading, main_menu, sign_in
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ USAGE = [(0, 400, 8, 6, 3), (1, 200, 4, 2, 2), (6, 100, 0, 0, 0)]
 
 
 def _seed(live_portal: LivePortal) -> None:
-    """A licensed organisation whose engine reported three days, as ``report`` leaves them."""
+    """A licensed organisation whose engine reported three days, added as ingestion adds them."""
     settings = live_portal.settings
     with live_portal.session_factory.begin() as session:
         organisation = get_or_create_organisation(session, ORGANISATION, actor=ACTOR)
@@ -55,21 +56,25 @@ def _seed(live_portal: LivePortal) -> None:
         for days_ago, scored, flagged, reviewed, grooming in USAGE:
             histogram = [0] * 20
             histogram[0], histogram[19] = scored - flagged, flagged
-            session.add(
-                UsageDay(
-                    license_id=license_.id,
-                    engine_id=engine_id,
-                    day=today - timedelta(days=days_ago),
-                    bundle=BUNDLE,
-                    organisation_id=organisation.id,
-                    scored=scored,
-                    flagged=flagged,
-                    reviewed=reviewed,
-                    not_grooming=reviewed - grooming,
-                    grooming=grooming,
-                    imminent_threat=0,
-                    score_histogram=histogram,
-                )
+            add_usage(
+                session,
+                [
+                    {
+                        "license_id": license_.id,
+                        "engine_id": engine_id,
+                        "day": today - timedelta(days=days_ago),
+                        "bundle": BUNDLE,
+                        "organisation_id": organisation.id,
+                        "updated_at": utc_now(),
+                        "scored": scored,
+                        "flagged": flagged,
+                        "reviewed": reviewed,
+                        "not_grooming": reviewed - grooming,
+                        "grooming": grooming,
+                        "imminent_threat": 0,
+                        **dict(zip(HISTOGRAM_COLUMNS, histogram, strict=True)),
+                    }
+                ],
             )
 
 
