@@ -17,7 +17,9 @@
   With sharing off the conversation column is not even read. A text too long for a batch
   of its own is left out (the portal could only refuse that batch, verdict and all).
 - Sending (``send_pending``): every unsent batch, oldest first, gzipped, with the license
-  as bearer and the lease in ``X-Vigil-Lease``. ``201``, or ``200`` with
+  as bearer and the lease in ``X-Vigil-Lease``; after the first, up to
+  ``SEND_CONCURRENCY`` at once (the portal keeps the latest ``reviewed_at`` of a feedback
+  id whatever order batches arrive in). ``201``, or ``200`` with
   ``"duplicate": true``: sent. A connection failure, a timeout, ``5xx`` or ``429`` is
   retried with exponential backoff and jitter (``RetryPolicy``, bounded); if it still
   fails the portal is out: sending stops, every unsent batch stays (exit 5). ``422`` (or
@@ -39,6 +41,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -540,6 +543,8 @@ def _is_lease_refusal(error: PortalResponseError) -> bool:
 
 
 class _Sender:
+    """Sends batches from several threads: the outcome, the API and the stop are shared."""
+
     def __init__(
         self,
         home: EngineHome,
@@ -553,22 +558,46 @@ class _Sender:
         self.retry = retry
         self.renew = renew
         self.now = now
+        self.outcome = Sent()
+        self.lock = threading.Lock()
+        # Set once a batch stopped the run: the others in flight retry no more.
+        self.stopping = threading.Event()
+        self.stops: list[_Stop] = []
 
-    def prepare(self, batch: _Batch) -> tuple[bytes, bytes]:
-        """The batch's stored body and its encoding (run ahead, in another thread)."""
-        body = _payload(self.home, batch.batch_id).encode("utf-8")
-        return body, self.api.encode(body)
+    def _renewed(self, used: Api) -> Api | None:
+        """The API to retry with after ``used`` had its lease refused (renewed once)."""
+        with self.lock:
+            if self.api is not used:  # another batch renewed it meanwhile
+                return self.api
+            if self.renew is None:
+                return None
+            self.api, self.renew = self.renew(), None
+            return self.api
 
-    def deliver(self, batch: _Batch, prepared: tuple[bytes, bytes], outcome: Sent) -> None:
+    def _failed(self, failure: BatchFailure) -> None:
+        with self.lock:
+            self.outcome.failed.append(failure)
+
+    def _stop(self, batch: _Batch, tries: int, error: BaseException) -> _Stop:
+        _record_attempts(self.home, batch.batch_id, tries, str(error), None)
+        stop = _Stop(error)
+        with self.lock:
+            self.stops.append(stop)
+        self.stopping.set()
+        return stop
+
+    def deliver(self, batch: _Batch) -> None:
         """Send one batch to the end: sent, refused (kept), or raise ``_Stop``."""
-        body, encoded = prepared
+        body = _payload(self.home, batch.batch_id).encode("utf-8")
+        api = self.api
+        encoded = api.encode(body)
         tries = 0
         retries = 0
         stripped = False
         while True:
             tries += 1
             try:
-                answer = self.api.send(PATHS[batch.kind], body, encoded=encoded)
+                answer = api.send(PATHS[batch.kind], body, encoded=encoded)
             except (PortalResponseError, PortalConnectionError) as error:
                 if isinstance(error, PortalResponseError):
                     if error.code == TEXT_SHARING_DISABLED and not stripped:
@@ -579,43 +608,53 @@ class _Sender:
                                 (payload, batch.batch_id),
                             )
                         body, stripped = payload.encode("utf-8"), True
-                        encoded = self.api.encode(body)
+                        encoded = api.encode(body)
                         continue
-                    if _is_lease_refusal(error) and self.renew is not None:
-                        self.api, self.renew = self.renew(), None
-                        continue
+                    if _is_lease_refusal(error):
+                        renewed = self._renewed(api)
+                        if renewed is not None:
+                            api = renewed
+                            continue
                     if error.status_code in _BATCH_REFUSALS:
                         _record_attempts(self.home, batch.batch_id, tries, str(error), None)
-                        outcome.failed.append(
+                        self._failed(
                             BatchFailure(
                                 batch.batch_id, batch.kind, batch.records, tries, str(error)
                             )
                         )
                         return
-                if _transient(error) and retries + 1 < self.retry.attempts:
+                if (
+                    _transient(error)
+                    and retries + 1 < self.retry.attempts
+                    and not self.stopping.is_set()
+                ):
                     retries += 1
                     self.retry.sleep(self.retry.delay(retries))
                     continue
-                _record_attempts(self.home, batch.batch_id, tries, str(error), None)
-                raise _Stop(error) from error
+                raise self._stop(batch, tries, error) from error
             answered = answer.get("batch_id")
             if answered is not None and answered != batch.batch_id:
                 message = f"the portal's answer names batch {answered!r}, not {batch.batch_id}"
                 _record_attempts(self.home, batch.batch_id, tries, message, None)
-                outcome.failed.append(
+                self._failed(
                     BatchFailure(batch.batch_id, batch.kind, batch.records, tries, message)
                 )
                 return
             _record_attempts(self.home, batch.batch_id, tries, None, isoformat_z(self.now()))
-            if answer.get("duplicate") is True:
-                outcome.duplicate += 1
-            else:
-                outcome.sent += 1
-            outcome.records += batch.records
+            with self.lock:
+                if answer.get("duplicate") is True:
+                    self.outcome.duplicate += 1
+                else:
+                    self.outcome.sent += 1
+                self.outcome.records += batch.records
             return
 
 
 Progress = Callable[[int, int, int], None]  # batches done, batches in all, records done
+
+# Batches in flight at once once the first one went through: the portal decodes one
+# while PostgreSQL stores another and the engine compresses a third.
+SEND_CONCURRENCY: Final = 3
 
 
 def send_pending(
@@ -627,39 +666,64 @@ def send_pending(
     failure: Callable[[BaseException], VigilError] | None = None,
     progress: Progress | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    concurrency: int = SEND_CONCURRENCY,
 ) -> Sent:
     """Send every unsent batch, oldest first (see the module rules).
+
+    The first batch goes alone (a portal that is out costs one batch's retries); then up
+    to ``concurrency`` are in flight, taken oldest first. The portal's answer does not
+    depend on the order batches arrive in (docs/feedback.md). Once one batch stops the
+    run, no other is started and those in flight are not retried.
 
     Args:
         renew: Called once, if the portal refuses the lease, for an API with a new one.
         failure: Turns the error that stopped sending into the engine error (exit code).
     """
     sender = _Sender(home, api, retry or DEFAULT_RETRY, renew, now)
-    outcome = Sent()
+    outcome = sender.outcome
     batches = _pending_batches(home)
-    # The next batch is read and compressed while the current one is on the way (zlib
-    # and sockets release the GIL); only the one next is held in memory.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-report") as ahead:
-        following = ahead.submit(sender.prepare, batches[0]) if batches else None
-        for done, batch in enumerate(batches):
-            if progress is not None:
-                progress(done, len(batches), outcome.records)
-            assert following is not None  # submitted for every batch
-            prepared = following.result()
-            following = (
-                ahead.submit(sender.prepare, batches[done + 1]) if done + 1 < len(batches) else None
-            )
+    waiting = iter(batches)
+    done = 0
+
+    def report_progress() -> None:
+        if progress is not None:
+            progress(done, len(batches), outcome.records)
+
+    def send_each() -> None:
+        nonlocal done
+        while not sender.stopping.is_set():
+            with sender.lock:
+                batch = next(waiting, None)
+            if batch is None:
+                return
             try:
-                sender.deliver(batch, prepared, outcome)
-            except _Stop as stop:
-                mapped = failure(stop.error) if failure is not None else None
-                outcome.stopped = mapped or PortalUnreachableError(str(stop.error))
-                break
+                sender.deliver(batch)
+            except _Stop:
+                return
+            with sender.lock:
+                done += 1
+                report_progress()
+
+    report_progress()
+    if batches:
+        first = next(waiting)
+        try:
+            sender.deliver(first)
+            done += 1
+            report_progress()
+        except _Stop:
+            pass
+        workers = min(max(concurrency, 1), len(batches) - 1)
+        if workers > 1 and not sender.stopping.is_set():
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vigil-report") as pool:
+                for running in [pool.submit(send_each) for _ in range(workers)]:
+                    running.result()
         else:
-            if progress is not None:
-                progress(len(batches), len(batches), outcome.records)
-        if following is not None:
-            following.cancel()
+            send_each()
+    if sender.stops:
+        error = sender.stops[0].error
+        mapped = failure(error) if failure is not None else None
+        outcome.stopped = mapped or PortalUnreachableError(str(error))
     return outcome
 
 

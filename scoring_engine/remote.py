@@ -190,12 +190,16 @@ def _proxy_for(scheme: str, host: str) -> str | None:
     return proxies.get(scheme) or proxies.get("all")
 
 
+# Connections kept open to the portal: ``report`` sends a few batches at once.
+_POOL_CONNECTIONS: Final = 4
+
+
 def _pool_manager(portal_url: str) -> urllib3.PoolManager:
     parts = urlsplit(portal_url)
     proxy = _proxy_for(parts.scheme, parts.hostname or "")
     if proxy:
-        return urllib3.ProxyManager(proxy)
-    return urllib3.PoolManager()
+        return urllib3.ProxyManager(proxy, maxsize=_POOL_CONNECTIONS)
+    return urllib3.PoolManager(maxsize=_POOL_CONNECTIONS)
 
 
 def _decode_error(data: bytes) -> tuple[str | None, str | None]:

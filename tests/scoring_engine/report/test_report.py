@@ -8,11 +8,13 @@ byte for the synthetic message texts the local queue holds.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from scoring_engine.home import EngineHome
 from scoring_engine.localdb import connect
+from scoring_engine.outbox import SEND_CONCURRENCY
 from scoring_engine.remote import LEASE_HEADER
 from tests.scoring_engine.licensed import assert_fails, assert_ok
 from tests.scoring_engine.report.conftest import (
@@ -188,8 +190,67 @@ def test_records_are_split_into_batches_of_the_policys_size(online, portal_serve
     summary = _summary(online)
 
     assert summary["batches_sent"] == 3
-    assert [len(body["records"]) for body in portal_server.report_bodies(FEEDBACK)] == [2, 2, 1]
+    assert [row["records"] for row in outbox_rows(online.home)] == [2, 2, 1]
+    # Sent a few at once: they may arrive in any order.
+    assert sorted(len(body["records"]) for body in portal_server.report_bodies(FEEDBACK)) == [
+        1,
+        2,
+        2,
+    ]
     assert len(portal_server.feedback) == 5
+
+
+def test_after_the_first_batch_a_few_are_sent_at_once(online, portal_server):
+    portal_server.report_policy["max_records"] = 1
+    for i in range(9):
+        add_item(online.home, texts=[f"text {i}"])
+    lock = threading.Lock()
+    in_flight = [0]
+    most = [0]
+    overlapped = threading.Event()
+
+    def slow_feedback(handler):
+        if handler.path != FEEDBACK:
+            return
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+            if in_flight[0] > 1:
+                overlapped.set()
+        overlapped.wait(timeout=0.5)  # the first batch goes alone: it waits in vain
+        with lock:
+            in_flight[0] -= 1
+
+    portal_server.on_request = slow_feedback
+
+    summary = _summary(online)
+
+    assert (summary["batches_sent"], summary["records_sent"]) == (9, 9)
+    assert 1 < most[0] <= SEND_CONCURRENCY
+    assert len(portal_server.feedback) == 9
+    assert all(row["sent_at"] for row in outbox_rows(online.home))
+
+
+def test_an_outage_after_the_first_batch_keeps_the_rest(online, portal_server, delays):
+    portal_server.report_policy["max_records"] = 1
+    for i in range(6):
+        add_item(online.home, texts=[f"text {i}"])
+
+    def down_after_the_first(handler):
+        if handler.path == FEEDBACK and len(_posts(portal_server, FEEDBACK)) == 1:
+            portal_server.report_faults.unavailable = 1000
+
+    portal_server.on_request = down_after_the_first
+
+    down = _report(online)
+
+    assert_fails(down, 5, "5 batches (5 records) kept in the outbox")
+    rows = outbox_rows(online.home)
+    assert [row["sent_at"] is not None for row in rows] == [True] + [False] * 5
+    # Those in flight are retried (boundedly), but no batch is started once one stopped.
+    tried = [row["attempts"] for row in rows[1:]]
+    assert max(tried) == 4
+    assert 1 <= sum(1 for attempts in tried if attempts) <= SEND_CONCURRENCY
 
 
 #### Repeating and failing ####
