@@ -22,8 +22,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
+import psycopg
+from psycopg.types.json import Jsonb
 from sqlalchemy import null, select
 from sqlalchemy.orm import Session
 
@@ -120,6 +122,85 @@ def _check_ownership(
         )
 
 
+def _store(session: Session, values: list[dict[str, Any]]) -> None:
+    """Insert the rows, or replace the verdict of the license's rows they correct."""
+    if session.get_bind().dialect.name == "postgresql":
+        _copy_and_upsert(session, values)
+        return
+    statement = upsert(session, table_of(Feedback))
+    statement = statement.on_conflict_do_update(
+        index_elements=["feedback_id"],
+        set_={name: statement.excluded[name] for name in _REPLACED_ON_CORRECTION},
+        where=(Feedback.license_id == statement.excluded.license_id)
+        & (Feedback.reviewed_at <= statement.excluded.reviewed_at),
+    )
+    for value in values:
+        # SQL NULL, not the JSON document ``null``.
+        if value["shared_text"] is None:
+            value["shared_text"] = null()
+    session.execute(statement, values)
+
+
+# PostgreSQL: the rows are copied into a temporary table of the connection (created once,
+# empty between batches), then upserted from it in one statement. COPY costs the
+# portal half the CPU time of binding 18 parameters per row.
+_INCOMING: Final = "feedback_incoming"
+_COLUMNS: Final = (
+    "feedback_id",
+    "license_id",
+    "organisation_id",
+    "engine_id",
+    "batch_id",
+    "bundle",
+    "score",
+    "threshold",
+    "characteristics",
+    "verdict",
+    "reviewed_at",
+    "vector_version",
+    "vector_dim",
+    "vector_nnz",
+    "vector",
+    "shared_text",
+    "received_at",
+    "updated_at",
+)
+_JSON_COLUMNS: Final = frozenset({"characteristics", "shared_text"})
+_CREATE_INCOMING: Final = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING}"
+    f" (LIKE {Feedback.__tablename__} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_COPY_INCOMING: Final = f"COPY {_INCOMING} ({', '.join(_COLUMNS)}) FROM STDIN"
+_UPSERT_INCOMING: Final = (
+    f"INSERT INTO {Feedback.__tablename__} ({', '.join(_COLUMNS)})"  # noqa: S608 - constants
+    f" SELECT {', '.join(_COLUMNS)} FROM {_INCOMING}"
+    " ON CONFLICT (feedback_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _REPLACED_ON_CORRECTION)
+    + f" WHERE {Feedback.__tablename__}.license_id = excluded.license_id"
+    f" AND {Feedback.__tablename__}.reviewed_at <= excluded.reviewed_at"
+)
+
+
+def _copy_and_upsert(session: Session, values: list[dict[str, Any]]) -> None:
+    connection = session.connection().connection.driver_connection
+    assert isinstance(connection, psycopg.Connection)  # the portal's PostgreSQL driver
+    with connection.cursor() as cursor:
+        cursor.execute(_CREATE_INCOMING)
+        with cursor.copy(_COPY_INCOMING) as copy:
+            for value in values:
+                copy.write_row(
+                    [
+                        Jsonb(value[name])
+                        if name in _JSON_COLUMNS and value[name] is not None
+                        else value[name]
+                        for name in _COLUMNS
+                    ]
+                )
+        cursor.execute(_UPSERT_INCOMING)
+        # Left empty for the next batch in this transaction (a commit empties it anyway).
+        cursor.execute(f"DELETE FROM {_INCOMING}")  # noqa: S608 - a constant
+
+
 def receive_feedback(
     session: Session,
     license_id: uuid.UUID,
@@ -163,15 +244,8 @@ def receive_feedback(
     if duplicate is not None:
         return duplicate
     if rows:
-        statement = upsert(session, table_of(Feedback))
-        statement = statement.on_conflict_do_update(
-            index_elements=["feedback_id"],
-            set_={name: statement.excluded[name] for name in _REPLACED_ON_CORRECTION},
-            where=(Feedback.license_id == statement.excluded.license_id)
-            & (Feedback.reviewed_at <= statement.excluded.reviewed_at),
-        )
-        session.execute(
-            statement,
+        _store(
+            session,
             [
                 {
                     "feedback_id": row.feedback_id,
@@ -189,8 +263,7 @@ def receive_feedback(
                     "vector_dim": row.vector_dim,
                     "vector_nnz": row.vector_nnz,
                     "vector": row.vector,
-                    # SQL NULL, not the JSON document ``null``.
-                    "shared_text": null() if row.shared_text is None else row.shared_text,
+                    "shared_text": row.shared_text,
                     "received_at": now,
                     "updated_at": now,
                 }
