@@ -23,6 +23,7 @@ at a database you care about). Examples::
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import statistics
 import sys
@@ -238,6 +239,9 @@ def main() -> int:
             login_rate_limit=1000,
         )
         client = TestClient(create_app(settings, session_factory=factory), follow_redirects=False)
+        # As `vigil-portal serve` does once the app is built (portal/cli/serve.py).
+        gc.collect()
+        gc.freeze()
         sign_in(client, secret)
         dashboard = f"/admin/organisations/{organisations[0].id}/dashboard"
         pages = [

@@ -7,6 +7,7 @@ errors) go to standard error next to uvicorn's, at INFO and above.
 from __future__ import annotations
 
 import copy
+import gc
 from typing import Annotated, Any
 
 import typer
@@ -53,8 +54,13 @@ def serve(
     if settings.is_development and not settings.smtp_host:
         console.print(f"e-mail is written to {settings.outbox_dir}")
     console.print(f"Vigil portal on http://{host}:{port} (public URL {settings.portal_url})")
+    app = create_app(settings)
+    # What start-up imported (the model code, scipy, scikit-learn: some 200,000 objects)
+    # lives as long as the server; frozen, full collections stop walking it on requests.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         proxy_headers=True,
