@@ -679,9 +679,20 @@ def send_pending(
         renew: Called once, if the portal refuses the lease, for an API with a new one.
         failure: Turns the error that stopped sending into the engine error (exit code).
     """
-    sender = _Sender(home, api, retry or DEFAULT_RETRY, renew, now)
+    with localdb.held_open(home):
+        return _send_pending(
+            _Sender(home, api, retry or DEFAULT_RETRY, renew, now), failure, progress, concurrency
+        )
+
+
+def _send_pending(
+    sender: _Sender,
+    failure: Callable[[BaseException], VigilError] | None,
+    progress: Progress | None,
+    concurrency: int,
+) -> Sent:
     outcome = sender.outcome
-    batches = _pending_batches(home)
+    batches = _pending_batches(sender.home)
     waiting = iter(batches)
     done = 0
 
