@@ -142,35 +142,37 @@ def _store(session: Session, values: list[dict[str, Any]]) -> None:
 
 
 # PostgreSQL: the rows are copied into a temporary table of the connection (created once,
-# empty between batches), then upserted from it in one statement. COPY costs the
-# portal half the CPU time of binding 18 parameters per row.
+# empty between batches), then upserted from it in one statement. Binary COPY costs the
+# portal a third of the CPU time of binding 18 parameters per row.
 _INCOMING: Final = "feedback_incoming"
-_COLUMNS: Final = (
-    "feedback_id",
-    "license_id",
-    "organisation_id",
-    "engine_id",
-    "batch_id",
-    "bundle",
-    "score",
-    "threshold",
-    "characteristics",
-    "verdict",
-    "reviewed_at",
-    "vector_version",
-    "vector_dim",
-    "vector_nnz",
-    "vector",
-    "shared_text",
-    "received_at",
-    "updated_at",
+# Each column with its PostgreSQL type (binary COPY sends each value in that type's form).
+_COLUMN_TYPES: Final = (
+    ("feedback_id", "uuid"),
+    ("license_id", "uuid"),
+    ("organisation_id", "uuid"),
+    ("engine_id", "uuid"),
+    ("batch_id", "uuid"),
+    ("bundle", "varchar"),
+    ("score", "float8"),
+    ("threshold", "float8"),
+    ("characteristics", "jsonb"),
+    ("verdict", "varchar"),
+    ("reviewed_at", "timestamptz"),
+    ("vector_version", "int4"),
+    ("vector_dim", "int4"),
+    ("vector_nnz", "int4"),
+    ("vector", "bytea"),
+    ("shared_text", "jsonb"),
+    ("received_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
 )
+_COLUMNS: Final = tuple(name for name, _ in _COLUMN_TYPES)
 _JSON_COLUMNS: Final = frozenset({"characteristics", "shared_text"})
 _CREATE_INCOMING: Final = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING}"
     f" (LIKE {Feedback.__tablename__} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
-_COPY_INCOMING: Final = f"COPY {_INCOMING} ({', '.join(_COLUMNS)}) FROM STDIN"
+_COPY_INCOMING: Final = f"COPY {_INCOMING} ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 _UPSERT_INCOMING: Final = (
     f"INSERT INTO {Feedback.__tablename__} ({', '.join(_COLUMNS)})"  # noqa: S608 - constants
     f" SELECT {', '.join(_COLUMNS)} FROM {_INCOMING}"
@@ -187,6 +189,7 @@ def _copy_and_upsert(session: Session, values: list[dict[str, Any]]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(_CREATE_INCOMING)
         with cursor.copy(_COPY_INCOMING) as copy:
+            copy.set_types([kind for _, kind in _COLUMN_TYPES])
             for value in values:
                 copy.write_row(
                     [
