@@ -2,7 +2,9 @@
 
 - ``receive_feedback`` accepts a batch once (``portal.usage.service`` says how
   every batch is authorised, deduplicated and refused). Each record is
-  written with one bulk ``INSERT ... ON CONFLICT (feedback_id) DO UPDATE``: a
+  written with one bulk ``INSERT ... ON CONFLICT (feedback_id) DO UPDATE`` (on
+  PostgreSQL from a temporary table the batch is first COPYed into, which the
+  ownership check below joins too): a
   feedback id seen again from the same license replaces the earlier verdict
   (a moderator corrected it; ``received_at`` keeps the first arrival) when its
   ``reviewed_at`` is not earlier than the stored one. Engines send several
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
 from psycopg.types.json import Jsonb
-from sqlalchemy import null, select
+from sqlalchemy import null, select, text
 from sqlalchemy.orm import Session
 
 from portal.db_base import utc_now
@@ -101,17 +103,26 @@ def feedback_policy(
 
 
 def _check_ownership(
-    session: Session, license_id: uuid.UUID, batch: FeedbackBatch, rows: list[FeedbackRow]
+    session: Session,
+    license_id: uuid.UUID,
+    batch: FeedbackBatch,
+    rows: list[FeedbackRow],
+    *,
+    staged: bool,
 ) -> None:
-    """Refuse feedback ids another license already reported."""
-    taken = set(
-        session.scalars(
-            select(Feedback.feedback_id).where(
-                Feedback.feedback_id.in_([row.feedback_id for row in rows]),
-                Feedback.license_id != license_id,
+    """Refuse feedback ids another license already reported (``staged``: the rows are in
+    the temporary table, joined there rather than named in the query one by one)."""
+    if staged:
+        taken = set(session.scalars(text(_TAKEN_INCOMING)))
+    else:
+        taken = set(
+            session.scalars(
+                select(Feedback.feedback_id).where(
+                    Feedback.feedback_id.in_([row.feedback_id for row in rows]),
+                    Feedback.license_id != license_id,
+                )
             )
         )
-    )
     if taken:
         raise_problems(
             [
@@ -122,10 +133,34 @@ def _check_ownership(
         )
 
 
-def _store(session: Session, values: list[dict[str, Any]]) -> None:
+def _stage(session: Session, values: list[dict[str, Any]]) -> bool:
+    """On PostgreSQL, copy the rows into the temporary table; whether they are there."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    connection = session.connection().connection.driver_connection
+    assert isinstance(connection, psycopg.Connection)  # the portal's PostgreSQL driver
+    with connection.cursor() as cursor:
+        cursor.execute(_CREATE_INCOMING)
+        # Empty as a commit or rollback leaves it, unless this transaction staged before.
+        cursor.execute(f"DELETE FROM {_INCOMING}")  # noqa: S608 - a constant
+        with cursor.copy(_COPY_INCOMING) as copy:
+            copy.set_types([kind for _, kind in _COLUMN_TYPES])
+            for value in values:
+                copy.write_row(
+                    [
+                        Jsonb(value[name])
+                        if name in _JSON_COLUMNS and value[name] is not None
+                        else value[name]
+                        for name in _COLUMNS
+                    ]
+                )
+    return True
+
+
+def _store(session: Session, values: list[dict[str, Any]], *, staged: bool) -> None:
     """Insert the rows, or replace the verdict of the license's rows they correct."""
-    if session.get_bind().dialect.name == "postgresql":
-        _copy_and_upsert(session, values)
+    if staged:
+        session.execute(text(_UPSERT_INCOMING))
         return
     statement = upsert(session, table_of(Feedback))
     statement = statement.on_conflict_do_update(
@@ -181,27 +216,11 @@ _UPSERT_INCOMING: Final = (
     + f" WHERE {Feedback.__tablename__}.license_id = excluded.license_id"
     f" AND {Feedback.__tablename__}.reviewed_at <= excluded.reviewed_at"
 )
-
-
-def _copy_and_upsert(session: Session, values: list[dict[str, Any]]) -> None:
-    connection = session.connection().connection.driver_connection
-    assert isinstance(connection, psycopg.Connection)  # the portal's PostgreSQL driver
-    with connection.cursor() as cursor:
-        cursor.execute(_CREATE_INCOMING)
-        with cursor.copy(_COPY_INCOMING) as copy:
-            copy.set_types([kind for _, kind in _COLUMN_TYPES])
-            for value in values:
-                copy.write_row(
-                    [
-                        Jsonb(value[name])
-                        if name in _JSON_COLUMNS and value[name] is not None
-                        else value[name]
-                        for name in _COLUMNS
-                    ]
-                )
-        cursor.execute(_UPSERT_INCOMING)
-        # Left empty for the next batch in this transaction (a commit empties it anyway).
-        cursor.execute(f"DELETE FROM {_INCOMING}")  # noqa: S608 - a constant
+_TAKEN_INCOMING: Final = (
+    f"SELECT stored.feedback_id FROM {Feedback.__tablename__} AS stored"  # noqa: S608
+    f" JOIN {_INCOMING} AS incoming ON incoming.feedback_id = stored.feedback_id"
+    " WHERE stored.license_id <> incoming.license_id"
+)
 
 
 def receive_feedback(
@@ -233,8 +252,32 @@ def receive_feedback(
         raise TextSharingDisabledError(
             "this organisation has not enabled text sharing: send feedback without text"
         )
+    values = [
+        {
+            "feedback_id": row.feedback_id,
+            "license_id": license_id,
+            "organisation_id": organisation_id,
+            "engine_id": batch.engine_id,
+            "batch_id": batch.batch_id,
+            "bundle": row.bundle,
+            "score": row.score,
+            "threshold": row.threshold,
+            "characteristics": row.characteristics,
+            "verdict": row.verdict,
+            "reviewed_at": row.reviewed_at,
+            "vector_version": row.vector_version,
+            "vector_dim": row.vector_dim,
+            "vector_nnz": row.vector_nnz,
+            "vector": row.vector,
+            "shared_text": row.shared_text,
+            "received_at": now,
+            "updated_at": now,
+        }
+        for row in rows
+    ]
+    staged = bool(rows) and _stage(session, values)
     if rows:
-        _check_ownership(session, license_id, batch, rows)
+        _check_ownership(session, license_id, batch, rows, staged=staged)
     duplicate = claim_batch(
         session,
         BatchKind.FEEDBACK,
@@ -247,32 +290,7 @@ def receive_feedback(
     if duplicate is not None:
         return duplicate
     if rows:
-        _store(
-            session,
-            [
-                {
-                    "feedback_id": row.feedback_id,
-                    "license_id": license_id,
-                    "organisation_id": organisation_id,
-                    "engine_id": batch.engine_id,
-                    "batch_id": batch.batch_id,
-                    "bundle": row.bundle,
-                    "score": row.score,
-                    "threshold": row.threshold,
-                    "characteristics": row.characteristics,
-                    "verdict": row.verdict,
-                    "reviewed_at": row.reviewed_at,
-                    "vector_version": row.vector_version,
-                    "vector_dim": row.vector_dim,
-                    "vector_nnz": row.vector_nnz,
-                    "vector": row.vector,
-                    "shared_text": row.shared_text,
-                    "received_at": now,
-                    "updated_at": now,
-                }
-                for row in rows
-            ],
-        )
+        _store(session, values, staged=staged)
     return BatchAnswer(batch_id=batch.batch_id, accepted=len(batch.records))
 
 
