@@ -10,7 +10,8 @@ Target: 100,000 feedback records in under 10 s. Generating the items is not time
 Against the engine tests' fake portal (``tests/scoring_engine/portal_server.py``, in
 this process, validating every record and decoding every vector as the real portal
 does; ``--no-validate`` checks only each batch's shape, to time the engine alone). The
-time the fake portal spent answering is printed too: the engine's share is the rest::
+time the fake portal spent answering is printed too, summed over its requests (the
+engine sends a few batches at once, so the sum can exceed the sending time)::
 
     python benchmarks/bench_report.py --fake [--records 100000]
 
