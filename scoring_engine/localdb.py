@@ -84,7 +84,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     batch_id TEXT PRIMARY KEY,         -- the idempotency key (uuid4)
     kind TEXT NOT NULL,                -- usage | feedback
     created_at TEXT NOT NULL,
-    payload TEXT NOT NULL,             -- the JSON body, exactly as sent every time
+    payload TEXT NOT NULL,             -- the JSON body, exactly as sent every time; '' once sent
     records INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
@@ -111,6 +111,10 @@ def connect(home: EngineHome) -> Iterator[sqlite3.Connection]:
     try:
         connection.row_factory = sqlite3.Row
         connection.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL is consistent across crashes; a power cut may only undo the
+        # last commits, and every step here is safe to redo (a batch re-sent is a duplicate
+        # the portal recognises). FULL would cost an fsync per sent batch.
+        connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version < SCHEMA_VERSION:

@@ -517,9 +517,11 @@ def _record_attempts(
 ) -> None:
     with localdb.connect(home) as connection:
         connection.execute(
-            "UPDATE outbox SET attempts = attempts + ?, last_error = ?, sent_at = ?"
-            " WHERE batch_id = ?",
-            (attempts, None if error is None else error[:_MAX_ERROR], sent_at, batch_id),
+            # An accepted batch's body is not needed again: emptied, it is not rewritten
+            # (nor kept: feedback bodies are megabytes).
+            "UPDATE outbox SET attempts = attempts + ?, last_error = ?, sent_at = ?,"
+            " payload = CASE WHEN ? IS NULL THEN payload ELSE '' END WHERE batch_id = ?",
+            (attempts, None if error is None else error[:_MAX_ERROR], sent_at, sent_at, batch_id),
         )
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
+import random
 
 import pytest
 
 from scoring_engine.remote import (
+    FEEDBACK_PATH,
     LEASE_HEADER,
     USAGE_PATH,
     PortalConnectionError,
@@ -82,11 +85,12 @@ def _capture(portal_server):
     return seen
 
 
-def test_a_report_batch_is_posted_gzipped_with_the_lease(portal_server):
+def test_a_compressible_report_batch_is_posted_gzipped_with_the_lease(portal_server):
     seen = _capture(portal_server)
     portal_server.tampering.status = 201
     portal_server.tampering.body = b'{"batch_id": "b-1", "accepted": 2}'
-    body = json.dumps({"batch_id": "b-1", "records": [{"x": 1}, {"x": 2}]}).encode()
+    records = [{"day": "2026-12-02", "bundle": "reference-1", "scored": n} for n in range(99)]
+    body = json.dumps({"batch_id": "b-1", "records": records}).encode()
     with PortalTransport(portal_server.base_url, "TOKEN") as transport:
         answer = ReportApi(transport, "LEASE").send(USAGE_PATH, body)
     assert answer == {"batch_id": "b-1", "accepted": 2}
@@ -120,3 +124,15 @@ def test_a_policy_answer_that_is_not_a_json_object_is_unusable(portal_server):
         pytest.raises(PortalConnectionError, match="not a JSON object"),
     ):
         ReportApi(transport, "LEASE").policy()
+
+
+def test_a_batch_of_compressed_vectors_is_posted_as_it_is(portal_server):
+    seen = _capture(portal_server)
+    portal_server.tampering.status = 201
+    portal_server.tampering.body = b'{"batch_id": "b-2", "accepted": 1}'
+    vector = base64.b64encode(random.Random(7).randbytes(3000)).decode()
+    body = json.dumps({"batch_id": "b-2", "records": [{"features": {"data": vector}}]}).encode()
+    with PortalTransport(portal_server.base_url, "TOKEN") as transport:
+        ReportApi(transport, "LEASE").send(FEEDBACK_PATH, body)
+    assert "Content-Encoding" not in seen["headers"]
+    assert seen["body"] == body
