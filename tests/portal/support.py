@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -13,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pyotp
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Coroutine, Iterator
     from email.message import EmailMessage
     from pathlib import Path
 
@@ -182,3 +184,11 @@ def link_in(message: EmailMessage, path_prefix: str) -> str:
     match = re.search(re.escape(path_prefix) + r"[A-Za-z0-9._~-]+", text_body(message))
     assert match, f"no {path_prefix} link in {message['Subject']!r}"
     return match.group(0)
+
+
+def run_async(make_coroutine: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run a coroutine on a fresh event loop in its own thread (the test's
+    thread may already run a loop, e.g. the browser tests' Playwright).
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coroutine())).result()

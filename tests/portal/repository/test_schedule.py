@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,22 +17,13 @@ from portal.repository import schedule
 from portal.repository.service import open_repository
 from portal.settings import Settings
 from portal.web.app import create_app
+from tests.portal.support import run_async
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
-
     from sqlalchemy.orm import Session, sessionmaker
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 MARGIN = timedelta(hours=6)
-
-
-def run_async(make_coroutine: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """Run a coroutine on a fresh event loop in its own thread (the test's
-    thread may already run a loop, e.g. the browser tests' Playwright).
-    """
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
 
 
 def _expiries(timestamp: timedelta, snapshot: timedelta = timedelta(days=7)) -> dict:

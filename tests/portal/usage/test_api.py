@@ -4,7 +4,6 @@ holds a seat; anything malformed, oversized or unauthorised is refused whole.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 from datetime import UTC, date, datetime, timedelta
@@ -21,7 +20,7 @@ from portal.repository.service import license_signing_key, open_repository
 from portal.usage.models import ReportBatch, UsageDay, UsageRollup
 from portal.web import security
 from portal.web.security import REPORT_MAX_BODY_BYTES
-from tests.portal.support import ACTOR
+from tests.portal.support import ACTOR, run_async
 from tests.portal.usage.support import (
     BUNDLE,
     USAGE,
@@ -451,7 +450,7 @@ def _received(chunks: list[bytes], limit: int) -> bytes:
             if not message["more_body"]:
                 return b"".join(parts)
 
-    return asyncio.run(read())
+    return run_async(read)
 
 
 def test_a_gzip_body_in_small_and_large_chunks_is_decoded_whole() -> None:
