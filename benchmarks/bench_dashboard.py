@@ -28,28 +28,21 @@ import random
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pyotp
+from _portal import benchmark_admin, measure, open_database, percentile, signed_in_client
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from portal.admin.models import Admin
-from portal.admin.service import create_admin
-from portal.db import make_engine, upgrade_database
 from portal.licenses.models import License, LicenseStatus
 from portal.organisations.models import Organisation
-from portal.settings import Settings
 from portal.usage.models import HISTOGRAM_COLUMNS, UsageDay
 from portal.usage.service import add_usage
-from portal.web.app import create_app
 
 TARGET_P95_MS = 200.0
 DAYS = 365
@@ -58,17 +51,6 @@ BINS = 20
 ADMIN_EMAIL = "bench@portal.example"
 ADMIN_PASSWORD = "benchmark admin password"  # noqa: S105 (a throwaway database)
 ORGANISATIONS = ("Benchmark Chat Ltd", "Other Benchmark Chat Ltd")
-
-
-def reset_database(url: str) -> None:
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    elif engine.dialect.name == "sqlite" and engine.url.database:
-        Path(engine.url.database).unlink(missing_ok=True)
-    engine.dispose()
 
 
 def _organisation_with_license(session: Session, name: str) -> tuple[Organisation, License]:
@@ -159,38 +141,8 @@ def seed(
     return organisation
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def measure(client: TestClient, path: str, count: int) -> list[float]:
-    timings = []
-    for _ in range(count):
-        started = time.perf_counter()
-        response = client.get(path)
-        elapsed = (time.perf_counter() - started) * 1000
-        if response.status_code != 200:
-            raise SystemExit(f"GET {path} answered {response.status_code}")
-        timings.append(elapsed)
-    return timings
-
-
-def sign_in(client: TestClient, secret: str) -> None:
-    login_page = client.get("/admin/login").text
-    token = login_page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    signed_in = client.post(
-        "/admin/login",
-        data={
-            "email": ADMIN_EMAIL,
-            "password": ADMIN_PASSWORD,
-            # A step ahead: an earlier run may have used the current one.
-            "totp_code": pyotp.TOTP(secret).at(datetime.now(UTC) + timedelta(seconds=30)),
-            "csrf_token": token,
-        },
-    )
-    if signed_in.status_code != 303:
-        raise SystemExit("could not sign in (run again in 30 seconds: codes are used once)")
+def measure_page(client: TestClient, path: str, count: int) -> list[float]:
+    return measure(client, [path] * count)
 
 
 def main() -> int:
@@ -207,20 +159,11 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as scratch:
         url = args.database_url or f"sqlite:///{scratch}/bench.db"
-        if make_url(url).database == "test":
-            raise SystemExit("refusing the test suite's database; use another one")
-        if args.reset:
-            reset_database(url)
-        engine = make_engine(url)
-        upgrade_database(engine)
-        factory = sessionmaker(bind=engine, expire_on_commit=False)
+        engine, factory = open_database(url, reset=args.reset)
         rng = random.Random(args.seed)  # noqa: S311 (reproducible test data, not secrets)
 
         with factory() as session:
-            admin = session.scalars(select(Admin).where(Admin.email == ADMIN_EMAIL)).one_or_none()
-            if admin is None:
-                admin, _uri = create_admin(session, ADMIN_EMAIL, ADMIN_PASSWORD, actor="bench")
-                session.commit()
+            admin = benchmark_admin(session)
             secret = admin.totp_secret
             organisations = [
                 seed(session, name, engines=args.engines, bundles=args.bundles, rng=rng)
@@ -231,25 +174,17 @@ def main() -> int:
             with engine.begin() as connection:
                 connection.execute(text("ANALYZE usage_days"))
 
-        settings = Settings(
-            environment="development",
-            portal_home=Path(scratch) / "home",
-            database_url=url,
-            session_cookie_secure=False,
-            login_rate_limit=1000,
-        )
-        client = TestClient(create_app(settings, session_factory=factory), follow_redirects=False)
+        client = signed_in_client(url, Path(scratch), factory, secret)
         # As `vigil-portal serve` does once the app is built (portal/cli/serve.py).
         gc.collect()
         gc.freeze()
-        sign_in(client, secret)
         dashboard = f"/admin/organisations/{organisations[0].id}/dashboard"
         pages = [
             *(f"{dashboard}?days={days}" for days in (30, 90, 365)),
             "/admin/organisations",
         ]
         for path in pages:  # warm caches and pools
-            measure(client, path, 2)
+            measure_page(client, path, 2)
 
         print(
             f"{engine.dialect.name}, {rows:,} usage rows ({args.engines} engines x {DAYS} days "
@@ -257,7 +192,7 @@ def main() -> int:
         )
         worst = 0.0
         for path in pages:
-            timings = measure(client, path, args.requests)
+            timings = measure_page(client, path, args.requests)
             p50, p95 = statistics.median(timings), percentile(timings, 0.95)
             worst = max(worst, p95)
             name = path.replace(str(organisations[0].id), "{id}")

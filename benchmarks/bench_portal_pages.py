@@ -24,20 +24,16 @@ import random
 import statistics
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pyotp
-from fastapi.testclient import TestClient
-from sqlalchemy import func, insert, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from _portal import benchmark_admin, measure, open_database, percentile, signed_in_client
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
 
 from portal.admin.models import Admin
-from portal.admin.service import create_admin
 from portal.applications.models import (
     Application,
     ApplicationNote,
@@ -48,10 +44,7 @@ from portal.applications.models import (
     UserAgeRange,
     application_label,
 )
-from portal.db import make_engine, upgrade_database
 from portal.events.models import Event
-from portal.settings import Settings
-from portal.web.app import create_app
 
 TARGET_P95_MS = 100.0
 BATCH = 2000
@@ -64,17 +57,6 @@ STATUS_MIX = (
     + [ApplicationStatus.APPROVED]
     + [ApplicationStatus.DECLINED]
 )
-
-
-def reset_database(url: str) -> None:
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    elif engine.dialect.name == "sqlite" and engine.url.database:
-        Path(engine.url.database).unlink(missing_ok=True)
-    engine.dispose()
 
 
 def seed(session: Session, count: int, admin: Admin, rng: random.Random) -> None:
@@ -159,23 +141,6 @@ def seed(session: Session, count: int, admin: Admin, rng: random.Random) -> None
         print(f"seeded {min(count, offset + BATCH):,} applications", file=sys.stderr)
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def measure(client: TestClient, paths: list[str]) -> list[float]:
-    timings = []
-    for path in paths:
-        started = time.perf_counter()
-        response = client.get(path)
-        elapsed = (time.perf_counter() - started) * 1000
-        if response.status_code != 200:
-            raise SystemExit(f"GET {path} answered {response.status_code}")
-        timings.append(elapsed)
-    return timings
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default="", help="default: a temporary SQLite file")
@@ -189,47 +154,17 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as scratch:
         url = args.database_url or f"sqlite:///{scratch}/bench.db"
-        if make_url(url).database == "test":
-            raise SystemExit("refusing the test suite's database; use another one")
-        if args.reset:
-            reset_database(url)
-        engine = make_engine(url)
-        upgrade_database(engine)
-        factory = sessionmaker(bind=engine, expire_on_commit=False)
+        engine, factory = open_database(url, reset=args.reset)
         rng = random.Random(args.seed)  # noqa: S311 (reproducible test data, not secrets)
 
         with factory() as session:
-            admin = session.scalars(select(Admin).where(Admin.email == ADMIN_EMAIL)).one_or_none()
-            if admin is None:
-                admin, _uri = create_admin(session, ADMIN_EMAIL, ADMIN_PASSWORD, actor="bench")
-                session.commit()
+            admin = benchmark_admin(session)
             secret = admin.totp_secret
             seed(session, args.applications, admin, rng)
             ids = session.scalars(select(Application.id)).all()
             total = len(ids)
 
-        settings = Settings(
-            environment="development",
-            portal_home=Path(scratch) / "home",
-            database_url=url,
-            session_cookie_secure=False,
-            login_rate_limit=1000,
-        )
-        client = TestClient(create_app(settings, session_factory=factory), follow_redirects=False)
-        login_page = client.get("/admin/login").text
-        token = login_page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        signed_in = client.post(
-            "/admin/login",
-            data={
-                "email": ADMIN_EMAIL,
-                "password": ADMIN_PASSWORD,
-                # A step ahead: an earlier run may have used the current one.
-                "totp_code": pyotp.TOTP(secret).at(datetime.now(UTC) + timedelta(seconds=30)),
-                "csrf_token": token,
-            },
-        )
-        if signed_in.status_code != 303:
-            raise SystemExit("could not sign in (run again in 30 seconds: codes are used once)")
+        client = signed_in_client(url, Path(scratch), factory, secret)
 
         pages_in_queue = max(1, total // 50)
         queue_paths = [
