@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 from scoring_engine.model.classifier import CalibratedLinearClassifier
 
@@ -61,47 +60,11 @@ class OutsideFoldsClassifier(CalibratedLinearClassifier):
             del self._outside_folds
         return self
 
-    def _out_of_fold_decisions(
-        self,
-        X: Any,
-        encoded: npt.NDArray[np.int64],
-        weights: FloatArray | None,
-        groups: Any,
-    ) -> FloatArray:
-        outside = self._outside_folds
-        inside = np.flatnonzero(~outside)
-        always = np.flatnonzero(outside)
-        if always.size == 0:
-            return super()._out_of_fold_decisions(X, encoded, weights, groups)
-        counts = np.bincount(encoded[inside], minlength=2)
-        folds = min(self.calibration_folds, int(counts.min()))
-        if groups is not None:
-            folds = min(folds, len(np.unique(np.asarray(groups)[inside])))
-        decisions = np.full(X.shape[0], np.nan)
-        if folds < 2:
-            coef, intercept = self._fit_linear(X, encoded, weights)
-            decisions[inside] = X[inside] @ coef + intercept
-            return decisions
-        placeholder = np.zeros((inside.size, 1))
-        if groups is not None:
-            splits = GroupKFold(n_splits=folds).split(
-                placeholder, encoded[inside], np.asarray(groups)[inside]
-            )
-        else:
-            splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0).split(
-                placeholder, encoded[inside]
-            )
-        for train_pos, test_pos in splits:
-            train = np.concatenate([inside[train_pos], always])
-            test = inside[test_pos]
-            if np.unique(encoded[train]).size < 2:
-                decisions[test] = 0.0
-                continue
-            coef, intercept = self._fit_linear(
-                X[train], encoded[train], None if weights is None else weights[train]
-            )
-            decisions[test] = X[test] @ coef + intercept
-        return decisions
+    def _rows_outside_folds(self) -> npt.NDArray[np.intp]:
+        outside = getattr(self, "_outside_folds", None)
+        if outside is None:
+            return super()._rows_outside_folds()
+        return np.flatnonzero(outside)
 
     def as_engine_classifier(self) -> CalibratedLinearClassifier:
         """The same fitted model as the class the engine is allowed to load."""

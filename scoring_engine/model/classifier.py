@@ -180,6 +180,11 @@ class CalibratedLinearClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
             mask[self.filtered_columns :] = 1.0
         return mask
 
+    def _rows_outside_folds(self) -> npt.NDArray[np.intp]:
+        """Rows that train every fold and are never held out (none here; retraining's
+        subclass adds moderator feedback this way). Their decision value is NaN."""
+        return np.empty(0, dtype=np.intp)
+
     def _out_of_fold_decisions(
         self,
         X: Any,
@@ -187,20 +192,29 @@ class CalibratedLinearClassifier(ClassifierMixin, BaseEstimator):  # type: ignor
         weights: FloatArray | None,
         groups: Any,
     ) -> FloatArray:
-        smallest_class = int(np.bincount(encoded).min())
-        folds = min(self.calibration_folds, smallest_class)
-        if groups is not None:
-            folds = min(folds, len(np.unique(groups)))
+        always = self._rows_outside_folds()
+        inside = np.setdiff1d(np.arange(X.shape[0]), always)
+        inside_groups = None if groups is None else np.asarray(groups)[inside]
+        folds = min(self.calibration_folds, int(np.bincount(encoded[inside], minlength=2).min()))
+        if inside_groups is not None:
+            folds = min(folds, len(np.unique(inside_groups)))
+        decisions = np.full(X.shape[0], np.nan)
         if folds < 2:
             # Too little data to hold any out: calibrate on in-sample decisions.
             coef, intercept = self._fit_linear(X, encoded, weights)
-            return np.asarray(X @ coef + intercept, dtype=np.float64)
-        if groups is not None:
-            splits = GroupKFold(n_splits=folds).split(X, encoded, groups)
+            decisions[inside] = X[inside] @ coef + intercept
+            return decisions
+        # The splitters look only at the number of rows, the labels and the groups.
+        placeholder = np.zeros((inside.size, 1))
+        if inside_groups is not None:
+            splits = GroupKFold(n_splits=folds).split(placeholder, encoded[inside], inside_groups)
         else:
-            splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0).split(X, encoded)
-        decisions = np.zeros(X.shape[0])
-        for train, test in splits:
+            splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0).split(
+                placeholder, encoded[inside]
+            )
+        for train_positions, test_positions in splits:
+            train = np.concatenate([inside[train_positions], always])
+            test = inside[test_positions]
             if np.unique(encoded[train]).size < 2:
                 decisions[test] = 0.0
                 continue
