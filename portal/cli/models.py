@@ -100,15 +100,6 @@ def train(
     """Train a model from labelled conversations; write model.skops, manifest, card, metrics."""
     windows_from = windows_from or []
     check_inputs([*data, *windows_from])
-    stats = ReadStats()
-    conversations = _read_labelled(data, fmt, strict=strict, stats=stats)
-    transcripts = _read_labelled(windows_from, fmt, strict=strict, stats=stats)
-    extra = cut_windows(
-        transcripts,
-        [len(c.messages) for c in conversations if c.label == "normal"],
-        windows_per_conversation,
-    )
-    del transcripts
     config = TrainingConfig(
         C=c,
         folds=folds,
@@ -119,6 +110,9 @@ def train(
         windows_per_conversation=windows_per_conversation,
         window_weight=window_weight,
         name=name,
+    )
+    conversations, extra, stats = _read_training_files(
+        data, windows_from, windows_per_conversation, fmt, strict=strict
     )
     with progress_steps() as progress:
         training_data = TrainingData.from_conversations(
@@ -145,6 +139,27 @@ def train(
         f"threshold {result.manifest['recommended_threshold']}"
     )
     console.print(f"wrote {out}")
+
+
+def _read_training_files(
+    data: list[Path],
+    windows_from: list[Path],
+    windows_per_conversation: int,
+    fmt: str,
+    *,
+    strict: bool,
+) -> tuple[list[Conversation], list[Conversation], ReadStats]:
+    """The labelled conversations of ``--data``, and the extra windows cut from the
+    ``--windows-from`` transcripts to the normal conversations' lengths."""
+    stats = ReadStats()
+    conversations = _read_labelled(data, fmt, strict=strict, stats=stats)
+    transcripts = _read_labelled(windows_from, fmt, strict=strict, stats=stats)
+    extra = cut_windows(
+        transcripts,
+        [len(c.messages) for c in conversations if c.label == "normal"],
+        windows_per_conversation,
+    )
+    return conversations, extra, stats
 
 
 def _read_labelled(
@@ -269,15 +284,9 @@ def retrain(
     for reason, count in sorted(feedback.skipped.items()):
         warn(f"{count:,} feedback records skipped: {reason}")
 
-    stats = ReadStats()
-    conversations = _read_labelled(data, fmt, strict=strict, stats=stats)
-    transcripts = _read_labelled(windows_from, fmt, strict=strict, stats=stats)
-    extra = cut_windows(
-        transcripts,
-        [len(c.messages) for c in conversations if c.label == "normal"],
-        config.windows_per_conversation,
+    conversations, extra, _stats = _read_training_files(
+        data, windows_from, config.windows_per_conversation, fmt, strict=strict
     )
-    del transcripts
     with progress_steps() as progress:
         training_data = TrainingData.from_conversations(
             conversations, digest, progress, fit_only=extra
