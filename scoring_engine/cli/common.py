@@ -23,6 +23,7 @@ from rich.progress import (
 
 from scoring_engine.errors import ExitCode
 from scoring_engine.formats import RecordError
+from scoring_engine.home import EngineHome
 
 err_console = Console(stderr=True, highlight=False)
 MAX_REPORTED_ERRORS = 50
@@ -37,6 +38,18 @@ def fail(message: str, code: ExitCode | int) -> NoReturn:
 
 def warn(message: str) -> None:
     err_console.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True)
+
+
+def initialised_home(home: Path | None) -> EngineHome:
+    """The engine home of ``--home`` (or the default), or exit 3 if ``init`` never ran."""
+    engine_home = EngineHome.resolve(home)
+    if not engine_home.is_initialised():
+        fail(
+            f"{engine_home.path} is not initialised: run "
+            "`vigil-engine init --root ROOT.json --license TOKEN_FILE`",
+            ExitCode.LICENSE,
+        )
+    return engine_home
 
 
 class InputErrorPrinter:

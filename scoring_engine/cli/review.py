@@ -29,7 +29,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from scoring_engine.cli.common import fail
+from scoring_engine.cli.common import fail, initialised_home
 from scoring_engine.cli.scoring import HomeOption
 from scoring_engine.errors import ExitCode, VigilError
 from scoring_engine.home import EngineHome
@@ -91,13 +91,7 @@ def purge_reviewed_text(home: EngineHome) -> int:
 
 @contextmanager
 def _queue(home: Path | None, *, purge: bool = True) -> Iterator[EngineHome]:
-    engine_home = EngineHome.resolve(home)
-    if not engine_home.is_initialised():
-        fail(
-            f"{engine_home.path} is not initialised: run "
-            "`vigil-engine init --root ROOT.json --license TOKEN_FILE`",
-            ExitCode.LICENSE,
-        )
+    engine_home = initialised_home(home)
     with local_database_errors(engine_home):
         if purge:
             purge_reviewed_text(engine_home)

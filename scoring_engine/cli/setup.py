@@ -23,7 +23,7 @@ from licensing.bundles import parse_version
 from licensing.tokens import LicenseClaims
 from scoring_engine import __version__, online_state, outbox, trust
 from scoring_engine.activation import activate, unreachable_at_init
-from scoring_engine.cli.common import fail, warn
+from scoring_engine.cli.common import fail, initialised_home, warn
 from scoring_engine.cli.scoring import HomeOption
 from scoring_engine.errors import ExitCode, VigilError
 from scoring_engine.home import EngineHome
@@ -383,13 +383,7 @@ def status(
     home: HomeOption = None,
 ) -> None:
     """Show the license, the installed bundle and the trust root, even when they are bad."""
-    engine_home = EngineHome.resolve(home)
-    if not engine_home.is_initialised():
-        fail(
-            f"{engine_home.path} is not initialised: run "
-            "`vigil-engine init --root ROOT.json --license TOKEN_FILE`",
-            ExitCode.LICENSE,
-        )
+    engine_home = initialised_home(home)
     payload = _status_payload(engine_home)
     if as_json:
         print(json.dumps(payload, indent=2, sort_keys=True))
