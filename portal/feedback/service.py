@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
 from psycopg.types.json import Jsonb
-from sqlalchemy import null, select, text
+from sqlalchemy import ARRAY, Uuid, any_, bindparam, null, select, text
 from sqlalchemy.orm import Session
 
 from portal.db_base import utc_now
@@ -105,13 +105,17 @@ def _check_ownership(
     session: Session, license_id: uuid.UUID, batch: FeedbackBatch, rows: list[FeedbackRow]
 ) -> None:
     """Refuse feedback ids another license already reported (looked up by primary key:
-    the batch's thousand ids are a thousand index probes, whatever the table's size)."""
+    a batch's thousand ids are a thousand index probes, whatever the table's size)."""
+    ids = [row.feedback_id for row in rows]
+    # PostgreSQL: one array parameter (compiling and binding a thousand costs more).
+    wanted = (
+        Feedback.feedback_id == any_(bindparam("ids", ids, type_=ARRAY(Uuid())))
+        if session.get_bind().dialect.name == "postgresql"
+        else Feedback.feedback_id.in_(ids)
+    )
     taken = set(
         session.scalars(
-            select(Feedback.feedback_id).where(
-                Feedback.feedback_id.in_([row.feedback_id for row in rows]),
-                Feedback.license_id != license_id,
-            )
+            select(Feedback.feedback_id).where(wanted, Feedback.license_id != license_id)
         )
     )
     if taken:
