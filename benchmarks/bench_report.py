@@ -4,7 +4,8 @@ Fills a temporary engine home's review queue with N (default 100,000) reviewed i
 whose feature vectors look like real ones (about 400 non-zero hashed word and word-pair
 features, values k/sqrt(length), plus the dense features), then runs ``vigil-engine
 report --json`` (the installed command, in its own process, as a scheduler would) and
-times it: queuing into the outbox in one transaction, and sending every batch gzipped.
+times it: queuing into the outbox one batch per transaction while the batches queued
+are sent (gzipped when that pays), so the two times printed overlap.
 Target: 100,000 feedback records in under 10 s. Generating the items is not timed.
 
 Against the engine tests' fake portal (``tests/scoring_engine/portal_server.py``, in

@@ -99,8 +99,11 @@ def database_path(home: EngineHome) -> Path:
 
 
 @contextmanager
-def connect(home: EngineHome) -> Iterator[sqlite3.Connection]:
-    """A connection in one transaction: committed on success, rolled back on error."""
+def connect(home: EngineHome, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+    """A connection in one transaction: committed on success, rolled back on error.
+
+    ``write=False``: a transaction that only reads, which never waits for a writer (WAL).
+    """
     path = database_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -122,7 +125,7 @@ def connect(home: EngineHome) -> Iterator[sqlite3.Connection]:
             if version == 1:
                 connection.executescript(_FROM_VERSION_1)
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
         try:
             yield connection
         except BaseException:

@@ -3,9 +3,13 @@
 ``vigil-engine report`` (SPEC §4, §8; the contract is docs/feedback.md) runs
 :func:`run_report`. The rules it keeps:
 
-- Queuing is ONE transaction of the local database (``queue_reports``): every
+- Queuing moves records into the outbox in transactions of the local database: every
   ``usage_days`` row becomes a usage record and is deleted; every reviewed item without a
   ``feedback_queued`` row becomes a feedback record and gets one (a new verdict deletes it).
+  ``queue_reports`` does it all in one transaction (when the portal is out);
+  ``queue_in_steps`` in one per ``max_records`` reviewed items, and ``report`` sends each
+  step's batches while the next is queued. Either way an item is queued once: a run
+  stopped midway leaves the rest to the next.
   Records are grouped into batches of at most the policy's ``max_records`` records and
   ``max_body_bytes`` bytes of JSON; each batch gets a uuid4 ``batch_id`` and its exact JSON
   body is stored. Nothing rebuilds a body later, so sending a batch again is the same
@@ -39,12 +43,13 @@
 from __future__ import annotations
 
 import json
+import queue
 import random
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -178,6 +183,13 @@ class Queued:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class _Batch:
+    batch_id: str
+    kind: str
+    records: int
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -208,7 +220,11 @@ class _BatchWriter:
         self._overhead = len('{"batch_id":"","engine_id":,"records":[]}') + 36 + len(self._engine)
         self._records: list[str] = []
         self._size = self._overhead
-        self.batches = 0
+        self.created: list[_Batch] = []
+
+    @property
+    def batches(self) -> int:
+        return len(self.created)
 
     def add(self, record: str) -> None:
         size = _utf8_length(record) + 1  # and its comma
@@ -238,7 +254,7 @@ class _BatchWriter:
             " VALUES (?, ?, ?, ?, ?)",
             (batch_id, self._kind, self._created_at, body, len(self._records)),
         )
-        self.batches += 1
+        self.created.append(_Batch(batch_id, self._kind, len(self._records)))
         self._records = []
         self._size = self._overhead
 
@@ -297,7 +313,16 @@ SELECT item_id, bundle, score, threshold, verdict, reviewed_at,
 FROM review_items
 WHERE verdict IS NOT NULL AND reviewed_at IS NOT NULL
   AND item_id NOT IN (SELECT item_id FROM feedback_queued)
+  AND rowid BETWEEN ? AND ?
 """
+# The reviewed items to queue, in the order they are queued in (``queue_in_steps``).
+_TO_QUEUE_QUERY: Final = """
+SELECT rowid FROM review_items
+WHERE verdict IS NOT NULL AND reviewed_at IS NOT NULL
+  AND item_id NOT IN (SELECT item_id FROM feedback_queued)
+ORDER BY rowid
+"""
+_ALL_ROWIDS: Final = (-(2**63), 2**63 - 1)
 # A larger page cache for the one big transaction (KiB, as SQLite's negative sizes).
 _QUEUE_CACHE_KIB: Final = 64 * 1024
 
@@ -323,10 +348,16 @@ def _queue_usage(connection: sqlite3.Connection, usage: _BatchWriter) -> int:
 
 
 def _queue_feedback(
-    connection: sqlite3.Connection, feedback: _BatchWriter, *, text_sharing: bool, now: str
+    connection: sqlite3.Connection,
+    feedback: _BatchWriter,
+    *,
+    text_sharing: bool,
+    now: str,
+    rowids: tuple[int, int] = _ALL_ROWIDS,
 ) -> tuple[int, int, int]:
-    """Feedback records of every reviewed item not queued yet: (records, with text,
-    unreadable items left in the queue)."""
+    """Feedback records of every reviewed item not queued yet (of those whose rowid is in
+    the closed range ``rowids``): (records, with text, unreadable items left in the
+    queue)."""
     marked: list[tuple[str, str]] = []
     unreadable = 0
     with_text = 0
@@ -335,7 +366,7 @@ def _queue_feedback(
     cursor.row_factory = None  # plain tuples: this loop runs once per reviewed item
     # Rows are read lazily (100,000 vectors do not sit in memory at once); the items are
     # marked after the cursor is exhausted, never while it reads the table.
-    rows = cursor.execute(_FEEDBACK_QUERY, (int(text_sharing),))
+    rows = cursor.execute(_FEEDBACK_QUERY, (int(text_sharing), *rowids))
     for (
         item_id,
         bundle,
@@ -415,6 +446,71 @@ def queue_reports(
     )
 
 
+def _plus(first: Queued, second: Queued) -> Queued:
+    return Queued(
+        usage_records=first.usage_records + second.usage_records,
+        feedback_records=first.feedback_records + second.feedback_records,
+        with_text=first.with_text + second.with_text,
+        batches=first.batches + second.batches,
+        unreadable=first.unreadable + second.unreadable,
+        texts_purged=first.texts_purged + second.texts_purged,
+        seconds=first.seconds + second.seconds,
+    )
+
+
+def queue_in_steps(
+    home: EngineHome,
+    engine_id: str,
+    policy: ReportPolicy,
+    now: datetime,
+    *,
+    retention: timedelta | None = None,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> Iterator[tuple[Queued, list[_Batch]]]:
+    """What ``queue_reports`` does, in one transaction per ``max_records`` reviewed items;
+    each step's batches are yielded once committed, so they can be sent while the next
+    step is queued.
+
+    The first step purges expired text, queues the usage rows and lists the reviewed
+    items to queue; each next step queues the items of the next stretch of that list
+    (those still not queued then). A run stopped between steps leaves the rest for the
+    next one: no item is queued twice, none is lost.
+    """
+    from scoring_engine.review.queue import purge_expired_text  # noqa: PLC0415
+
+    created_at = isoformat_z(now)
+    with localdb.connect(home) as connection:
+        purged = 0 if retention is None else purge_expired_text(connection, retention, now)
+        usage = _BatchWriter(connection, USAGE, engine_id, policy, created_at, new_id)
+        usage_records = _queue_usage(connection, usage)
+        rowids = [row[0] for row in connection.execute(_TO_QUEUE_QUERY)]
+    yield (
+        Queued(usage_records=usage_records, batches=usage.batches, texts_purged=purged),
+        usage.created,
+    )
+    step = policy.max_records
+    for start in range(0, len(rowids), step):
+        stretch = rowids[start : start + step]
+        with localdb.connect(home) as connection:
+            feedback = _BatchWriter(connection, FEEDBACK, engine_id, policy, created_at, new_id)
+            records, with_text, unreadable = _queue_feedback(
+                connection,
+                feedback,
+                text_sharing=policy.text_sharing,
+                now=created_at,
+                rowids=(stretch[0], stretch[-1]),
+            )
+        yield (
+            Queued(
+                feedback_records=records,
+                with_text=with_text,
+                batches=feedback.batches,
+                unreadable=unreadable,
+            ),
+            feedback.created,
+        )
+
+
 #### What is pending ####
 
 
@@ -488,15 +584,8 @@ class _Stop(Exception):  # noqa: N818 - control flow inside send_pending only
         self.error = error
 
 
-@dataclass(frozen=True)
-class _Batch:
-    batch_id: str
-    kind: str
-    records: int
-
-
 def _pending_batches(home: EngineHome) -> list[_Batch]:
-    with localdb.connect(home) as connection:
+    with localdb.connect(home, write=False) as connection:
         rows = connection.execute(
             "SELECT batch_id, kind, records FROM outbox WHERE sent_at IS NULL"
             " ORDER BY created_at, rowid"
@@ -505,7 +594,7 @@ def _pending_batches(home: EngineHome) -> list[_Batch]:
 
 
 def _payload(home: EngineHome, batch_id: str) -> str:
-    with localdb.connect(home) as connection:
+    with localdb.connect(home, write=False) as connection:
         row = connection.execute(
             "SELECT payload FROM outbox WHERE batch_id = ?", (batch_id,)
         ).fetchone()
@@ -652,6 +741,44 @@ class _Sender:
             return
 
 
+class _Feed:
+    """The batches to send, oldest first, taken by several senders; more may arrive while
+    they send (``run_report`` queues the next step meanwhile) until it is closed."""
+
+    def __init__(self, batches: list[_Batch], *, expected: int = 0) -> None:
+        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self._known = 0
+        # How many batches there will be, as far as is known before they are queued.
+        self._expected = expected
+        for batch in batches:
+            self.put(batch)
+
+    @classmethod
+    def of(cls, batches: list[_Batch]) -> _Feed:
+        """Just these batches."""
+        feed = cls(batches)
+        feed.close()
+        return feed
+
+    @property
+    def total(self) -> int:
+        return max(self._known, self._expected)
+
+    def put(self, batch: _Batch) -> None:
+        self._known += 1
+        self._queue.put(batch)
+
+    def close(self) -> None:
+        self._queue.put(None)
+
+    def take(self) -> _Batch | None:
+        """The next batch, waiting for one; None once closed and every batch taken."""
+        batch = self._queue.get()
+        if batch is None:
+            self._queue.put(None)  # for the other senders
+        return batch
+
+
 Progress = Callable[[int, int, int], None]  # batches done, batches in all, records done
 
 # Batches in flight at once once the first one went through: the portal decodes one
@@ -669,6 +796,7 @@ def send_pending(
     progress: Progress | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     concurrency: int = SEND_CONCURRENCY,
+    feed: _Feed | None = None,
 ) -> Sent:
     """Send every unsent batch, oldest first (see the module rules).
 
@@ -680,34 +808,37 @@ def send_pending(
     Args:
         renew: Called once, if the portal refuses the lease, for an API with a new one.
         failure: Turns the error that stopped sending into the engine error (exit code).
+        feed: The batches to send, if not the outbox's unsent ones now.
     """
     with localdb.held_open(home):
         return _send_pending(
-            _Sender(home, api, retry or DEFAULT_RETRY, renew, now), failure, progress, concurrency
+            _Sender(home, api, retry or DEFAULT_RETRY, renew, now),
+            feed or _Feed.of(_pending_batches(home)),
+            failure,
+            progress,
+            concurrency,
         )
 
 
 def _send_pending(
     sender: _Sender,
+    feed: _Feed,
     failure: Callable[[BaseException], VigilError] | None,
     progress: Progress | None,
     concurrency: int,
 ) -> Sent:
     outcome = sender.outcome
-    batches = _pending_batches(sender.home)
-    waiting = iter(batches)
     done = 0
 
     def report_progress() -> None:
         if progress is not None:
-            progress(done, len(batches), outcome.records)
+            progress(done, feed.total, outcome.records)
 
     def send_each() -> None:
         nonlocal done
         while not sender.stopping.is_set():
-            with sender.lock:
-                batch = next(waiting, None)
-            if batch is None:
+            batch = feed.take()
+            if batch is None or sender.stopping.is_set():
                 return
             try:
                 sender.deliver(batch)
@@ -718,15 +849,15 @@ def _send_pending(
                 report_progress()
 
     report_progress()
-    if batches:
-        first = next(waiting)
+    first = feed.take()
+    if first is not None:
         try:
             sender.deliver(first)
             done += 1
             report_progress()
         except _Stop:
             pass
-        workers = min(max(concurrency, 1), len(batches) - 1)
+        workers = max(concurrency, 1)
         if workers > 1 and not sender.stopping.is_set():
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vigil-report") as pool:
                 for running in [pool.submit(send_each) for _ in range(workers)]:
@@ -924,22 +1055,25 @@ def run_report(
         except PortalUnreachableError as error:
             outage = error  # queue anyway: the batches are kept for the next run
         # Queued even if the portal is out: the batches are durable, their ids fixed.
-        started = time.monotonic()
-        with localdb.connect(home) as connection:
-            queued = queue_reports(connection, engine, policy, now, retention=retention)
-        queued = replace(queued, seconds=time.monotonic() - started)
         if outage is not None or api is None:
+            started = time.monotonic()
+            with localdb.connect(home) as connection:
+                queued = queue_reports(connection, engine, policy, now, retention=retention)
+            queued = replace(queued, seconds=time.monotonic() - started)
             left = pending(home)
             return ReportOutcome(queued, policy, Sent(), left, _outage(outage, left))
         started = time.monotonic()
-        sent = send_pending(
+        queued, sent = _queue_and_send(
             home,
             api,
+            steps=lambda: queue_in_steps(home, engine, policy, now, retention=retention),
+            expected=waiting.batches
+            + _batches_for(waiting.usage_rows, policy)
+            + _batches_for(waiting.feedback_items, policy),
             retry=retry,
             renew=portal.renewed_api,
             failure=portal.failure,
             progress=progress,
-            now=trust.clock,
         )
         sent.seconds = time.monotonic() - started
     left = pending(home)
@@ -947,6 +1081,67 @@ def run_report(
     if isinstance(failure, PortalUnreachableError):
         failure = _outage(failure, left)
     return ReportOutcome(queued, policy, sent, left, failure)
+
+
+def _batches_for(records: int, policy: ReportPolicy) -> int:
+    return -(-records // policy.max_records)
+
+
+def _queue_and_send(
+    home: EngineHome,
+    api: Api,
+    *,
+    steps: Callable[[], Iterator[tuple[Queued, list[_Batch]]]],
+    expected: int,
+    retry: RetryPolicy | None,
+    renew: Callable[[], Api],
+    failure: Callable[[BaseException], VigilError],
+    progress: Progress | None,
+) -> tuple[Queued, Sent]:
+    """Queue (``queue_in_steps``, in a thread of its own) while sending: the unsent
+    batches of earlier runs first, then each step's as soon as it is committed.
+
+    Queuing goes on to the end even when sending stops (the portal went out): every
+    reviewed item is in the outbox for the next run. An error while queuing is raised
+    once sending is over.
+    """
+    with localdb.held_open(home):
+        feed = _Feed(_pending_batches(home), expected=expected)
+        queued = Queued()
+        errors: list[BaseException] = []
+
+        def produce() -> None:
+            nonlocal queued
+            started = time.monotonic()
+            try:
+                for step, batches in steps():
+                    queued = _plus(queued, step)
+                    for batch in batches:
+                        feed.put(batch)
+            except BaseException as error:  # raised in the caller's thread, after sending
+                errors.append(error)
+            finally:
+                queued = replace(queued, seconds=time.monotonic() - started)
+                feed.close()
+
+        producer = threading.Thread(target=produce, name="vigil-report-queue")
+        producer.start()
+        try:
+            sent = send_pending(
+                home,
+                api,
+                retry=retry,
+                renew=renew,
+                failure=failure,
+                progress=progress,
+                now=trust.clock,
+                feed=feed,
+            )
+        finally:
+            producer.join()
+    if errors:
+        raise errors[0]
+    return queued, sent
 
 
 def _outage(error: VigilError | None, left: Pending) -> PortalUnreachableError:

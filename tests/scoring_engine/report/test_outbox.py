@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from scoring_engine import outbox
 from scoring_engine.home import EngineHome
 from scoring_engine.localdb import connect
 from scoring_engine.outbox import ReportPolicy, RetryPolicy, pending, queue_reports
@@ -194,3 +195,32 @@ def test_a_conversation_too_long_for_any_batch_goes_without_its_text(tmp_path):
     assert texts[long_one] is None
     assert texts[short_one] == {"messages": [{"author": "u1", "text": "short"}]}
     assert all(len(row["payload"].encode()) <= 64 * 1024 for row in outbox_rows(tmp_path))
+
+
+def _steps(home, policy):
+    return outbox.queue_in_steps(EngineHome(home), ENGINE_ID, policy, NOW)
+
+
+def test_queuing_in_steps_commits_each_batch_and_a_stopped_run_leaves_the_rest(tmp_path):
+    add_usage(tmp_path, scored=10)
+    _bulk_items(tmp_path, 2500)
+    policy = ReportPolicy(max_records=1000)
+    steps = _steps(tmp_path, policy)
+
+    usage_step, usage_batches = next(steps)
+    first_step, first_batches = next(steps)
+    steps.close()  # the run stops here (a crash would leave the same)
+
+    assert (usage_step.usage_records, [b.kind for b in usage_batches]) == (1, ["usage"])
+    assert (first_step.feedback_records, [b.records for b in first_batches]) == (1000, [1000])
+    committed = outbox_rows(tmp_path)
+    assert [row["batch_id"] for row in committed] == [
+        b.batch_id for b in usage_batches + first_batches
+    ]
+    rest = list(_steps(tmp_path, policy))
+    assert [step.feedback_records for step, _ in rest] == [0, 1000, 500]
+    sent_ids = set()
+    for row in outbox_rows(tmp_path):
+        sent_ids.update(r.get("feedback_id") for r in json.loads(row["payload"])["records"])
+    assert len(sent_ids - {None}) == 2500  # every item once, none twice
+    assert pending(EngineHome(tmp_path)).feedback_items == 0
