@@ -51,7 +51,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -411,6 +411,27 @@ def _queue_feedback(
     return len(marked), with_text, unreadable
 
 
+def _queue_usage_step(
+    connection: sqlite3.Connection,
+    engine_id: str,
+    policy: ReportPolicy,
+    now: datetime,
+    retention: timedelta | None,
+    new_id: Callable[[], str],
+) -> tuple[Queued, list[_Batch]]:
+    """Purge text past ``retention``, then queue the usage rows (the caller's transaction)."""
+    # Imported here: the queue module pulls in the model, which only this step needs.
+    from scoring_engine.review.queue import purge_expired_text  # noqa: PLC0415
+
+    purged = 0 if retention is None else purge_expired_text(connection, retention, now)
+    usage = _BatchWriter(connection, USAGE, engine_id, policy, isoformat_z(now), new_id)
+    usage_records = _queue_usage(connection, usage)
+    return (
+        Queued(usage_records=usage_records, batches=usage.batches, texts_purged=purged),
+        usage.created,
+    )
+
+
 def queue_reports(
     connection: sqlite3.Connection,
     engine_id: str,
@@ -424,37 +445,30 @@ def queue_reports(
 
     ``retention`` (config ``review_retention_days``): text past it is purged first.
     """
-    # Imported here: the queue module pulls in the model, which only this step needs.
-    from scoring_engine.review.queue import purge_expired_text  # noqa: PLC0415
-
     connection.execute(f"PRAGMA cache_size = -{_QUEUE_CACHE_KIB}")
     created_at = isoformat_z(now)
-    purged = 0 if retention is None else purge_expired_text(connection, retention, now)
-    usage = _BatchWriter(connection, USAGE, engine_id, policy, created_at, new_id)
-    usage_records = _queue_usage(connection, usage)
+    first, _ = _queue_usage_step(connection, engine_id, policy, now, retention, new_id)
     feedback = _BatchWriter(connection, FEEDBACK, engine_id, policy, created_at, new_id)
     feedback_records, with_text, unreadable = _queue_feedback(
         connection, feedback, text_sharing=policy.text_sharing, now=created_at
     )
-    return Queued(
-        usage_records=usage_records,
-        feedback_records=feedback_records,
-        with_text=with_text,
-        batches=usage.batches + feedback.batches,
-        unreadable=int(unreadable),
-        texts_purged=purged,
+    return _plus(
+        first,
+        Queued(
+            feedback_records=feedback_records,
+            with_text=with_text,
+            batches=feedback.batches,
+            unreadable=int(unreadable),
+        ),
     )
 
 
 def _plus(first: Queued, second: Queued) -> Queued:
     return Queued(
-        usage_records=first.usage_records + second.usage_records,
-        feedback_records=first.feedback_records + second.feedback_records,
-        with_text=first.with_text + second.with_text,
-        batches=first.batches + second.batches,
-        unreadable=first.unreadable + second.unreadable,
-        texts_purged=first.texts_purged + second.texts_purged,
-        seconds=first.seconds + second.seconds,
+        **{
+            name.name: getattr(first, name.name) + getattr(second, name.name)
+            for name in fields(Queued)
+        }
     )
 
 
@@ -476,18 +490,11 @@ def queue_in_steps(
     (those still not queued then). A run stopped between steps leaves the rest for the
     next one: no item is queued twice, none is lost.
     """
-    from scoring_engine.review.queue import purge_expired_text  # noqa: PLC0415
-
     created_at = isoformat_z(now)
     with localdb.connect(home) as connection:
-        purged = 0 if retention is None else purge_expired_text(connection, retention, now)
-        usage = _BatchWriter(connection, USAGE, engine_id, policy, created_at, new_id)
-        usage_records = _queue_usage(connection, usage)
+        usage_step = _queue_usage_step(connection, engine_id, policy, now, retention, new_id)
         rowids = [row[0] for row in connection.execute(_TO_QUEUE_QUERY)]
-    yield (
-        Queued(usage_records=usage_records, batches=usage.batches, texts_purged=purged),
-        usage.created,
-    )
+    yield usage_step  # committed
     step = policy.max_records
     for start in range(0, len(rowids), step):
         stretch = rowids[start : start + step]
