@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Final
 
 from scoring_engine.home import EngineHome
 
 DB_NAME: Final = "local.sqlite3"
+_MMAP_BYTES: Final = 1024**3
 SCHEMA_VERSION: Final = 2
 # Version 1 kept the queue state in review_items.feedback_queued_at (the column stays in
 # such a database, unused).
@@ -98,6 +100,23 @@ def database_path(home: EngineHome) -> Path:
     return home.path / DB_NAME
 
 
+_WRITERS_GUARD = threading.Lock()
+_WRITERS: dict[Path, threading.RLock] = {}
+
+
+def _writer_lock(path: Path) -> threading.RLock:
+    """The lock this process's writers of ``path`` take turns on.
+
+    SQLite lets one writer in at a time and makes the others poll, sleeping up to 100 ms
+    between tries; threads of one process (``report`` queues in one while others record
+    what they sent) wait on this lock instead and go in as soon as it is free. Other
+    processes still wait through SQLite's busy timeout.
+    """
+    key = path.resolve()
+    with _WRITERS_GUARD:
+        return _WRITERS.setdefault(key, threading.RLock())
+
+
 @contextmanager
 def connect(home: EngineHome, *, write: bool = True) -> Iterator[sqlite3.Connection]:
     """A connection in one transaction: committed on success, rolled back on error.
@@ -119,19 +138,27 @@ def connect(home: EngineHome, *, write: bool = True) -> Iterator[sqlite3.Connect
         # the portal recognises). FULL would cost an fsync per sent batch.
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
+        # Statement journals in memory: a statement that may fail halfway (an UPDATE
+        # freeing a sent batch's megabytes, say) copies each page it changes into one,
+        # which is otherwise a temporary file written a page at a time.
+        connection.execute("PRAGMA temp_store=MEMORY")
+        # Read the database through a memory map, not a read call per 4 KiB page: the
+        # outbox's batch bodies and the vectors span hundreds of megabytes.
+        connection.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version < SCHEMA_VERSION:
             connection.executescript(SCHEMA)
             if version == 1:
                 connection.executescript(_FROM_VERSION_1)
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        connection.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+        with _writer_lock(path) if write else nullcontext():
+            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
     finally:
         connection.close()
 

@@ -188,6 +188,8 @@ class _Batch:
     batch_id: str
     kind: str
     records: int
+    # The body, when it was just queued by this run (committed); else read from the outbox.
+    body: str | None = field(default=None, repr=False, compare=False)
 
 
 def _dumps(value: Any) -> str:
@@ -254,7 +256,7 @@ class _BatchWriter:
             " VALUES (?, ?, ?, ?, ?)",
             (batch_id, self._kind, self._created_at, body, len(self._records)),
         )
-        self.created.append(_Batch(batch_id, self._kind, len(self._records)))
+        self.created.append(_Batch(batch_id, self._kind, len(self._records), body))
         self._records = []
         self._size = self._overhead
 
@@ -358,7 +360,7 @@ def _queue_feedback(
     """Feedback records of every reviewed item not queued yet (of those whose rowid is in
     the closed range ``rowids``): (records, with text, unreadable items left in the
     queue)."""
-    marked: list[tuple[str, str]] = []
+    marked: list[str] = []
     unreadable = 0
     with_text = 0
     quoted = _Quoted()
@@ -403,10 +405,14 @@ def _queue_feedback(
             shared = None
         with_text += shared is not None
         feedback.add(f"{head}{shared or 'null'}}}")
-        marked.append((item_id, now))
+        marked.append(item_id)
     feedback.flush()
-    connection.executemany(
-        "INSERT OR REPLACE INTO feedback_queued (item_id, queued_at) VALUES (?, ?)", marked
+    # One statement for them all: a statement per item would copy the page it changes
+    # into a statement journal each time (a temporary file: 100,000 writes).
+    connection.execute(
+        "INSERT OR REPLACE INTO feedback_queued (item_id, queued_at)"
+        " SELECT value, ? FROM json_each(?)",
+        (now, json.dumps(marked)),
     )
     return len(marked), with_text, unreadable
 
@@ -686,7 +692,8 @@ class _Sender:
 
     def deliver(self, batch: _Batch) -> None:
         """Send one batch to the end: sent, refused (kept), or raise ``_Stop``."""
-        body = _payload(self.home, batch.batch_id).encode("utf-8")
+        stored = batch.body if batch.body is not None else _payload(self.home, batch.batch_id)
+        body = stored.encode("utf-8")
         api = self.api
         encoded = api.encode(body)
         tries = 0
@@ -748,6 +755,10 @@ class _Sender:
             return
 
 
+# Batches waiting in a feed that keep the body they were queued with (megabytes each).
+_BODIES_IN_MEMORY: Final = 8
+
+
 class _Feed:
     """The batches to send, oldest first, taken by several senders; more may arrive while
     they send (``run_report`` queues the next step meanwhile) until it is closed."""
@@ -773,6 +784,8 @@ class _Feed:
 
     def put(self, batch: _Batch) -> None:
         self._known += 1
+        if batch.body is not None and self._queue.qsize() >= _BODIES_IN_MEMORY:
+            batch = replace(batch, body=None)  # senders are behind: it waits in the outbox
         self._queue.put(batch)
 
     def close(self) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import sqlite3
 import stat
+import threading
 import zlib
 
 import numpy as np
 import pytest
 
+from scoring_engine import localdb
 from scoring_engine.conversation import Conversation, Message
 from scoring_engine.home import EngineHome
 from scoring_engine.localdb import SCHEMA_VERSION, connect, database_path
@@ -118,3 +120,49 @@ def test_a_version_1_database_keeps_which_feedback_is_in_the_outbox(tmp_path):
 
     assert [tuple(row) for row in queued] == [("sent", "then")]
     assert version == SCHEMA_VERSION
+
+
+def test_writers_in_one_process_take_turns_instead_of_failing_busy(tmp_path, monkeypatch):
+    home = EngineHome(tmp_path)
+    # No busy timeout: a writer that found SQLite's lock taken would fail at once.
+    opened = sqlite3.connect
+    monkeypatch.setattr(
+        localdb.sqlite3,
+        "connect",
+        lambda *args, **kwargs: opened(*args, **{**kwargs, "timeout": 0}),
+    )
+    with connect(home) as connection:
+        connection.execute("CREATE TABLE turns (who TEXT)")
+    first_in = threading.Event()
+    release = threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        with connect(home) as connection:
+            connection.execute("INSERT INTO turns VALUES ('first')")
+            first_in.set()
+            release.wait(10)
+
+    def second() -> None:
+        try:
+            with connect(home) as connection:
+                connection.execute("INSERT INTO turns VALUES ('second')")
+        except BaseException as error:  # pragma: no cover - the failure being tested
+            errors.append(error)
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    assert first_in.wait(10)
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # waiting for its turn, not refused
+    release.set()
+    holder.join(10)
+    waiter.join(10)
+    assert errors == []
+    with connect(home, write=False) as connection:
+        assert [row[0] for row in connection.execute("SELECT who FROM turns")] == [
+            "first",
+            "second",
+        ]

@@ -224,3 +224,21 @@ def test_queuing_in_steps_commits_each_batch_and_a_stopped_run_leaves_the_rest(t
         sent_ids.update(r.get("feedback_id") for r in json.loads(row["payload"])["records"])
     assert len(sent_ids - {None}) == 2500  # every item once, none twice
     assert pending(EngineHome(tmp_path)).feedback_items == 0
+
+
+def test_each_step_hands_its_batches_over_with_the_body_it_committed(tmp_path):
+    _bulk_items(tmp_path, 1500)
+    steps = list(_steps(tmp_path, ReportPolicy(max_records=1000)))
+    batches = [batch for _, step_batches in steps for batch in step_batches]
+    stored = {row["batch_id"]: row["payload"] for row in outbox_rows(tmp_path)}
+    assert [batch.records for batch in batches] == [1000, 500]
+    assert all(batch.body == stored[batch.batch_id] for batch in batches)
+
+
+def test_a_feed_far_ahead_of_its_senders_leaves_the_bodies_in_the_outbox():
+    batches = [outbox._Batch(f"b{i}", "feedback", 1, body="{}") for i in range(12)]
+    feed = outbox._Feed(batches)
+    feed.close()
+    taken = iter(feed.take, None)
+    kept = [batch.body is not None for batch in taken]
+    assert kept == [True] * outbox._BODIES_IN_MEMORY + [False] * (12 - outbox._BODIES_IN_MEMORY)
