@@ -211,8 +211,12 @@ class _BatchWriter:
         policy: ReportPolicy,
         created_at: str,
         new_id: Callable[[], str],
+        *,
+        keep_bodies: bool = False,
     ) -> None:
         self._connection = connection
+        # Whether the batches created keep their bodies (for ``queue_in_steps``'s senders).
+        self._keep_bodies = keep_bodies
         self._kind = kind
         self._engine = _dumps(engine_id)
         self._policy = policy
@@ -256,7 +260,9 @@ class _BatchWriter:
             " VALUES (?, ?, ?, ?, ?)",
             (batch_id, self._kind, self._created_at, body, len(self._records)),
         )
-        self.created.append(_Batch(batch_id, self._kind, len(self._records), body))
+        self.created.append(
+            _Batch(batch_id, self._kind, len(self._records), body if self._keep_bodies else None)
+        )
         self._records = []
         self._size = self._overhead
 
@@ -407,8 +413,7 @@ def _queue_feedback(
         feedback.add(f"{head}{shared or 'null'}}}")
         marked.append(item_id)
     feedback.flush()
-    # One statement for them all: a statement per item would copy the page it changes
-    # into a statement journal each time (a temporary file: 100,000 writes).
+    # One statement for the whole step rather than one per item.
     connection.execute(
         "INSERT OR REPLACE INTO feedback_queued (item_id, queued_at)"
         " SELECT value, ? FROM json_each(?)",
@@ -505,7 +510,9 @@ def queue_in_steps(
     for start in range(0, len(rowids), step):
         stretch = rowids[start : start + step]
         with localdb.connect(home) as connection:
-            feedback = _BatchWriter(connection, FEEDBACK, engine_id, policy, created_at, new_id)
+            feedback = _BatchWriter(
+                connection, FEEDBACK, engine_id, policy, created_at, new_id, keep_bodies=True
+            )
             records, with_text, unreadable = _queue_feedback(
                 connection,
                 feedback,
