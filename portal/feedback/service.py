@@ -3,7 +3,8 @@
 - ``receive_feedback`` accepts a batch once (``portal.usage.service`` says how
   every batch is authorised, deduplicated and refused). Each record is
   written with one bulk ``INSERT ... ON CONFLICT (feedback_id) DO UPDATE`` (on
-  PostgreSQL from a temporary table the batch is first COPYed into): a
+  PostgreSQL from a temporary table the batch is first COPYed into; a batch of ids
+  none of which is stored yet, the usual case, is COPYed straight into the table): a
   feedback id seen again from the same license replaces the earlier verdict
   (a moderator corrected it; ``received_at`` keeps the first arrival) when its
   ``reviewed_at`` is not earlier than the stored one. Engines send several
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
 from psycopg.types.json import Jsonb
+from pydantic_core import to_json
 from sqlalchemy import ARRAY, Uuid, any_, bindparam, null, select, text
 from sqlalchemy.orm import Session
 
@@ -101,11 +103,12 @@ def feedback_policy(
     )
 
 
-def _check_ownership(
+def _existing_owners(
     session: Session, license_id: uuid.UUID, batch: FeedbackBatch, rows: list[FeedbackRow]
-) -> None:
-    """Refuse feedback ids another license already reported (looked up by primary key:
-    a batch's thousand ids are a thousand index probes, whatever the table's size)."""
+) -> set[uuid.UUID]:
+    """The batch's feedback ids already stored, and refuse those another license reported
+    (looked up by primary key: a batch's thousand ids are a thousand index probes,
+    whatever the table's size)."""
     ids = [row.feedback_id for row in rows]
     # PostgreSQL: one array parameter (compiling and binding a thousand costs more).
     wanted = (
@@ -113,11 +116,10 @@ def _check_ownership(
         if session.get_bind().dialect.name == "postgresql"
         else Feedback.feedback_id.in_(ids)
     )
-    taken = set(
-        session.scalars(
-            select(Feedback.feedback_id).where(wanted, Feedback.license_id != license_id)
-        )
+    owners = dict(
+        session.execute(select(Feedback.feedback_id, Feedback.license_id).where(wanted)).all()
     )
+    taken = {feedback_id for feedback_id, owner in owners.items() if owner != license_id}
     if taken:
         raise_problems(
             [
@@ -126,33 +128,47 @@ def _check_ownership(
                 if record.feedback_id in taken
             ]
         )
+    return set(owners)
 
 
-def _stage(session: Session, values: list[dict[str, Any]]) -> None:
-    """On PostgreSQL, copy the rows into the temporary table."""
+def _copy(session: Session, table: str, values: list[dict[str, Any]]) -> None:
+    """On PostgreSQL, copy the rows into ``table`` (binary COPY)."""
     connection = session.connection().connection.driver_connection
     assert isinstance(connection, psycopg.Connection)  # the portal's PostgreSQL driver
     with connection.cursor() as cursor:
-        cursor.execute(_CREATE_INCOMING)
-        # Empty as a commit or rollback leaves it, unless this transaction staged before.
-        cursor.execute(f"DELETE FROM {_INCOMING}")  # noqa: S608 - a constant
-        with cursor.copy(_COPY_INCOMING) as copy:
-            copy.set_types([kind for _, kind in _COLUMN_TYPES])
+        if table == _INCOMING:
+            cursor.execute(_CREATE_INCOMING)
+            # Empty as a commit or rollback leaves it, unless this transaction staged before.
+            cursor.execute(f"DELETE FROM {_INCOMING}")  # noqa: S608 - a constant
+        with cursor.copy(_COPY_INTO.format(table=table)) as copy:
+            copy.set_types(_TYPES)
             for value in values:
                 copy.write_row(
-                    [
-                        Jsonb(value[name])
-                        if name in _JSON_COLUMNS and value[name] is not None
-                        else value[name]
-                        for name in _COLUMNS
-                    ]
+                    (
+                        *(value[name] for name in _COLUMNS_BEFORE_JSON),
+                        Jsonb(value["characteristics"], dumps=to_json),
+                        *(value[name] for name in _COLUMNS_BETWEEN_JSON),
+                        None
+                        if value["shared_text"] is None
+                        else Jsonb(value["shared_text"], dumps=to_json),
+                        value["received_at"],
+                        value["updated_at"],
+                    )
                 )
 
 
-def _store(session: Session, values: list[dict[str, Any]]) -> None:
-    """Insert the rows, or replace the verdict of the license's rows they correct."""
+def _store(session: Session, values: list[dict[str, Any]], *, new: bool) -> None:
+    """Insert the rows, or replace the verdict of the license's rows they correct.
+
+    ``new``: none of the feedback ids was stored when the batch was checked. On
+    PostgreSQL the rows are then copied straight into the table (in a savepoint:
+    should another batch have stored one of them since, the copy fails and the rows
+    are upserted as any others).
+    """
     if session.get_bind().dialect.name == "postgresql":
-        _stage(session, values)
+        if new and _copied_as_new(session, values):
+            return
+        _copy(session, _INCOMING, values)
         session.execute(text(_UPSERT_INCOMING))
         return
     statement = upsert(session, table_of(Feedback))
@@ -167,6 +183,16 @@ def _store(session: Session, values: list[dict[str, Any]]) -> None:
         if value["shared_text"] is None:
             value["shared_text"] = null()
     session.execute(statement, values)
+
+
+def _copied_as_new(session: Session, values: list[dict[str, Any]]) -> bool:
+    """Copy the rows straight into the table; False (nothing kept) if one was there."""
+    try:
+        with session.begin_nested():
+            _copy(session, Feedback.__tablename__, values)
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True
 
 
 # PostgreSQL: the rows are copied into a temporary table of the connection (created once,
@@ -196,13 +222,20 @@ _COLUMN_TYPES: Final = (
     ("updated_at", "timestamptz"),
 )
 _COLUMNS: Final = tuple(name for name, _ in _COLUMN_TYPES)
-_JSON_COLUMNS: Final = frozenset({"characteristics", "shared_text"})
+_TYPES: Final = [kind for _, kind in _COLUMN_TYPES]
+# ``_copy`` writes the two JSON columns as JSONB (``to_json``: pydantic's encoder, a
+# few times faster than ``json.dumps`` for these small documents).
+_COLUMNS_BEFORE_JSON: Final = _COLUMNS[: _COLUMNS.index("characteristics")]
+_COLUMNS_BETWEEN_JSON: Final = _COLUMNS[
+    _COLUMNS.index("characteristics") + 1 : _COLUMNS.index("shared_text")
+]
+assert _COLUMNS[_COLUMNS.index("shared_text") :] == ("shared_text", "received_at", "updated_at")
 _CREATE_INCOMING: Final = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING}"
     f" (LIKE {Feedback.__tablename__} INCLUDING DEFAULTS)"
     f" WITH (toast_tuple_target = {FEEDBACK_TOAST_TUPLE_TARGET}) ON COMMIT DELETE ROWS"
 )
-_COPY_INCOMING: Final = f"COPY {_INCOMING} ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_COPY_INTO: Final = "COPY {table} (" + ", ".join(_COLUMNS) + ") FROM STDIN (FORMAT BINARY)"
 _UPSERT_INCOMING: Final = (
     f"INSERT INTO {Feedback.__tablename__} ({', '.join(_COLUMNS)})"  # noqa: S608 - constants
     f" SELECT {', '.join(_COLUMNS)} FROM {_INCOMING}"
@@ -265,8 +298,7 @@ def receive_feedback(
         }
         for row in rows
     ]
-    if rows:
-        _check_ownership(session, license_id, batch, rows)
+    stored = _existing_owners(session, license_id, batch, rows) if rows else set()
     duplicate = claim_batch(
         session,
         BatchKind.FEEDBACK,
@@ -279,7 +311,7 @@ def receive_feedback(
     if duplicate is not None:
         return duplicate
     if rows:
-        _store(session, values)
+        _store(session, values, new=not stored)
     return BatchAnswer(batch_id=batch.batch_id, accepted=len(batch.records))
 
 

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.engines import service as engine_service
+from portal.feedback import service as feedback_service
 from portal.feedback.models import Feedback
 from portal.feedback.service import feedback_examples
 from portal.organisations.models import Organisation
@@ -109,6 +110,28 @@ def test_a_feedback_id_seen_again_replaces_the_verdict(
     assert str(row.batch_id) == second["batch_id"]
     assert row.received_at == received_at
     assert [example.verdict for example in feedback_examples(session)] == ["not_grooming"]
+
+
+def test_a_verdict_stored_by_another_batch_since_the_check_is_replaced_not_refused(
+    reporter: Reporter, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between checking a batch's ids and storing it, a batch sent at the same time may
+    store one of them: the rows meant to be copied in as new are upserted instead."""
+    record = feedback_record()
+    assert reporter.post(FEEDBACK, batch(reporter.engine_id, [record])).status_code == 201
+    check = feedback_service._existing_owners
+    monkeypatch.setattr(
+        feedback_service,
+        "_existing_owners",
+        lambda *args: check(*args) and set(),  # as if checked before the first batch
+    )
+    fresh = feedback_record()
+    correction = {**record, "verdict": "not_grooming", "reviewed_at": "2026-12-02T11:00:00Z"}
+    response = reporter.post(FEEDBACK, batch(reporter.engine_id, [fresh, correction]))
+    assert response.status_code == 201
+    assert response.json()["accepted"] == 2
+    verdicts = {str(row.feedback_id): row.verdict for row in stored(session)}
+    assert verdicts == {record["feedback_id"]: "not_grooming", fresh["feedback_id"]: "grooming"}
 
 
 def test_a_stale_verdict_arriving_late_does_not_replace_a_correction(
