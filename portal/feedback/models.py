@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import Float, ForeignKeyConstraint, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db_base import Base, JSONDocument, utc_now
@@ -27,6 +27,13 @@ FEEDBACK_TOAST_TUPLE_TARGET: Final = 8160
 class Feedback(Base):
     __tablename__ = "feedback"
     __table_args__ = (
+        # One constraint for both: the organisation is the license's (and a bulk insert
+        # checks one key per row rather than two: see migration 0006).
+        ForeignKeyConstraint(
+            ["license_id", "organisation_id"],
+            ["licenses.id", "licenses.organisation_id"],
+            ondelete="RESTRICT",
+        ),
         Index("ix_feedback_organisation_bundle", "organisation_id", "bundle"),
         {
             "comment": "Moderators' verdicts on flagged conversations, with hashed features.",
@@ -38,10 +45,8 @@ class Feedback(Base):
     feedback_id: Mapped[uuid.UUID] = mapped_column(
         primary_key=True, comment="The engine's random review item id."
     )
-    license_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("licenses.id", ondelete="RESTRICT"))
-    organisation_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("organisations.id", ondelete="RESTRICT")
-    )
+    license_id: Mapped[uuid.UUID]
+    organisation_id: Mapped[uuid.UUID]
     engine_id: Mapped[uuid.UUID]
     batch_id: Mapped[uuid.UUID] = mapped_column(comment="The batch that last set this row.")
     bundle: Mapped[str] = mapped_column(String(128))

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, String, Text
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db_base import Base, JSONDocument, utc_now
@@ -45,6 +45,8 @@ class License(Base):
     __table_args__ = (
         CheckConstraint("max_engines >= 1", name="max_engines_positive"),
         CheckConstraint("expires_at > not_before", name="expires_after_start"),
+        # What ``feedback`` refers to, so that its organisation is the license's.
+        Index("ux_licenses_id_organisation_id", "id", "organisation_id", unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
