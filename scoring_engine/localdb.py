@@ -11,8 +11,9 @@ Tables (each owned by one module):
   small columns come first and the text last: a row is read up to the last column asked
   for, so what only needs the verdict or the vector never reads through the text.
 - ``feedback_queued`` (:mod:`scoring_engine.outbox`): the reviewed items whose feedback is
-  in the outbox (a row of their own, so queuing 100,000 of them never rewrites the large
-  ``review_items`` rows); a new verdict deletes the item's row: its feedback is pending.
+  in the outbox, by their ``seq`` (a row of their own, so queuing 100,000 of them never
+  rewrites the large ``review_items`` rows); a new verdict deletes the item's row: its
+  feedback is pending.
 - ``usage_days`` (:mod:`scoring_engine.usage`): counts per day and bundle not yet moved
   into the outbox.
 - ``outbox`` (:mod:`scoring_engine.outbox`): batches waiting to be sent, each with the
@@ -33,17 +34,12 @@ from scoring_engine.home import EngineHome
 
 DB_NAME: Final = "local.sqlite3"
 _MMAP_BYTES: Final = 1024**3
-SCHEMA_VERSION: Final = 2
-# Version 1 kept the queue state in review_items.feedback_queued_at (the column stays in
-# such a database, unused).
-_FROM_VERSION_1: Final = """
-INSERT OR IGNORE INTO feedback_queued (item_id, queued_at)
-    SELECT item_id, feedback_queued_at FROM review_items WHERE feedback_queued_at IS NOT NULL;
-"""
+SCHEMA_VERSION: Final = 3
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS review_items (
-    item_id TEXT PRIMARY KEY,          -- random id; also the feedback id sent to the portal
+# Column by column, what ``review_items`` holds (in both SCHEMA and _TO_VERSION_3).
+_REVIEW_ITEMS_COLUMNS: Final = """
+    seq INTEGER PRIMARY KEY,           -- its place in the queue (SQLite's rowid, kept by VACUUM)
+    item_id TEXT NOT NULL UNIQUE,      -- random id; also the feedback id sent to the portal
     conversation_id TEXT NOT NULL,     -- the adopter's id (local only, never sent)
     queued_at TEXT NOT NULL,           -- ISO 8601 UTC
     bundle TEXT NOT NULL,
@@ -58,16 +54,53 @@ CREATE TABLE IF NOT EXISTS review_items (
     note TEXT,
     score_line TEXT NOT NULL,          -- the SPEC section 3 JSON line (no text)
     features TEXT NOT NULL,            -- JSON FeatureVector.to_dict()
-    conversation TEXT                  -- JSON: messages and participants; NULL once deleted
-);
+    conversation TEXT                  -- JSON: messages and participants, NULL once deleted
+"""
+_COPIED_COLUMNS: Final = (
+    "item_id, conversation_id, queued_at, bundle, score, threshold, verdict, moderator,"
+    " reviewed_at, share_text, text_deleted_at, source_file, note, score_line, features,"
+    " conversation"
+)
+_FEEDBACK_QUEUED_COLUMNS: Final = """
+    seq INTEGER PRIMARY KEY REFERENCES {review_items} (seq) ON DELETE CASCADE,
+    queued_at TEXT NOT NULL            -- when its feedback went into the outbox
+"""
+
+
+def _to_version_3(version: int) -> str:
+    """Versions 1 and 2 keyed review items by their random id alone, so the rows marking
+    them queued went into random places of their table: queuing 1,000 of them rewrote
+    some 700 of its pages. Version 3 gives each item its place in the queue (its rowid
+    until now), which the marks are keyed by: a step's marks go at the end.
+    Version 1 kept the marks in ``review_items.feedback_queued_at``; version 2 in
+    ``feedback_queued`` by item id."""
+    marks = (
+        "SELECT rowid, feedback_queued_at FROM review_items WHERE feedback_queued_at IS NOT NULL"
+        if version == 1
+        else "SELECT items.seq, queued.queued_at FROM feedback_queued AS queued"
+        " JOIN review_items_v3 AS items ON items.item_id = queued.item_id"
+    )
+    return f"""
+CREATE TABLE review_items_v3 ({_REVIEW_ITEMS_COLUMNS});
+INSERT INTO review_items_v3 (seq, {_COPIED_COLUMNS})
+    SELECT rowid, {_COPIED_COLUMNS} FROM review_items;
+CREATE TABLE feedback_queued_v3 ({_FEEDBACK_QUEUED_COLUMNS.format(review_items="review_items_v3")});
+INSERT INTO feedback_queued_v3 (seq, queued_at) {marks};
+DROP TABLE IF EXISTS feedback_queued;
+DROP TABLE review_items;
+ALTER TABLE review_items_v3 RENAME TO review_items;
+ALTER TABLE feedback_queued_v3 RENAME TO feedback_queued;
+"""  # noqa: S608 - constants
+
+
+SCHEMA: Final = f"""
+CREATE TABLE IF NOT EXISTS review_items ({_REVIEW_ITEMS_COLUMNS});
 CREATE INDEX IF NOT EXISTS ix_review_items_pending ON review_items (verdict, queued_at);
 CREATE UNIQUE INDEX IF NOT EXISTS uq_review_items_conversation
     ON review_items (conversation_id, bundle);
 
 CREATE TABLE IF NOT EXISTS feedback_queued (
-    item_id TEXT PRIMARY KEY REFERENCES review_items (item_id) ON DELETE CASCADE,
-    queued_at TEXT NOT NULL            -- when its feedback went into the outbox
-) WITHOUT ROWID;
+    {_FEEDBACK_QUEUED_COLUMNS.format(review_items="review_items")});
 
 CREATE TABLE IF NOT EXISTS usage_days (
     day TEXT NOT NULL,                 -- YYYY-MM-DD, UTC
@@ -94,6 +127,38 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS ix_outbox_pending ON outbox (sent_at, created_at);
 """
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of ``script``, one by one (each can then run in one transaction,
+    which ``executescript`` would commit first)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+    if statement.strip():
+        yield statement
+
+
+def _migrate(connection: sqlite3.Connection, path: Path) -> None:
+    """Create the schema, or bring an older one up to ``SCHEMA_VERSION``, in one
+    transaction (another process opening the database at the same time waits, then
+    finds it done)."""
+    with _writer_lock(path):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                script = (_to_version_3(version) if version in (1, 2) else "") + SCHEMA
+                for statement in _statements(script):
+                    connection.execute(statement)
+                connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
 
 
 def database_path(home: EngineHome) -> Path:
@@ -145,12 +210,8 @@ def connect(home: EngineHome, *, write: bool = True) -> Iterator[sqlite3.Connect
         # Read the database through a memory map, not a read call per 4 KiB page: the
         # outbox's batch bodies and the vectors span hundreds of megabytes.
         connection.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
-        if version < SCHEMA_VERSION:
-            connection.executescript(SCHEMA)
-            if version == 1:
-                connection.executescript(_FROM_VERSION_1)
-            connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if connection.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            _migrate(connection, path)
         with _writer_lock(path) if write else nullcontext():
             connection.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
             try:

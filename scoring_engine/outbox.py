@@ -311,7 +311,7 @@ def _shared_text(conversation: str | None) -> str | None:
 # With sharing off (parameter 0) the conversation is not read at all. A score line that is
 # not JSON comes back with ``valid`` 0 (and no characteristics): the loop leaves it.
 _FEEDBACK_QUERY: Final = """
-SELECT item_id, bundle, score, threshold, verdict, reviewed_at,
+SELECT seq, item_id, bundle, score, threshold, verdict, reviewed_at,
        json_valid(score_line) AS valid,
        CASE WHEN json_valid(score_line)
             THEN json_extract(score_line, '$.characteristics') END AS characteristics,
@@ -320,17 +320,17 @@ SELECT item_id, bundle, score, threshold, verdict, reviewed_at,
             THEN conversation END AS conversation
 FROM review_items
 WHERE verdict IS NOT NULL AND reviewed_at IS NOT NULL
-  AND item_id NOT IN (SELECT item_id FROM feedback_queued)
-  AND rowid BETWEEN ? AND ?
+  AND seq NOT IN (SELECT seq FROM feedback_queued)
+  AND seq BETWEEN ? AND ?
 """
 # The reviewed items to queue, in the order they are queued in (``queue_in_steps``).
 _TO_QUEUE_QUERY: Final = """
-SELECT rowid FROM review_items
+SELECT seq FROM review_items
 WHERE verdict IS NOT NULL AND reviewed_at IS NOT NULL
-  AND item_id NOT IN (SELECT item_id FROM feedback_queued)
-ORDER BY rowid
+  AND seq NOT IN (SELECT seq FROM feedback_queued)
+ORDER BY seq
 """
-_ALL_ROWIDS: Final = (-(2**63), 2**63 - 1)
+_ALL_SEQS: Final = (-(2**63), 2**63 - 1)
 # A larger page cache for the one big transaction (KiB, as SQLite's negative sizes).
 _QUEUE_CACHE_KIB: Final = 64 * 1024
 
@@ -361,12 +361,12 @@ def _queue_feedback(
     *,
     text_sharing: bool,
     now: str,
-    rowids: tuple[int, int] = _ALL_ROWIDS,
+    seqs: tuple[int, int] = _ALL_SEQS,
 ) -> tuple[int, int, int]:
-    """Feedback records of every reviewed item not queued yet (of those whose rowid is in
-    the closed range ``rowids``): (records, with text, unreadable items left in the
+    """Feedback records of every reviewed item not queued yet (of those whose ``seq`` is in
+    the closed range ``seqs``): (records, with text, unreadable items left in the
     queue)."""
-    marked: list[str] = []
+    marked: list[int] = []
     unreadable = 0
     with_text = 0
     quoted = _Quoted()
@@ -374,8 +374,9 @@ def _queue_feedback(
     cursor.row_factory = None  # plain tuples: this loop runs once per reviewed item
     # Rows are read lazily (100,000 vectors do not sit in memory at once); the items are
     # marked after the cursor is exhausted, never while it reads the table.
-    rows = cursor.execute(_FEEDBACK_QUERY, (int(text_sharing), *rowids))
+    rows = cursor.execute(_FEEDBACK_QUERY, (int(text_sharing), *seqs))
     for (
+        seq,
         item_id,
         bundle,
         score,
@@ -411,12 +412,12 @@ def _queue_feedback(
             shared = None
         with_text += shared is not None
         feedback.add(f"{head}{shared or 'null'}}}")
-        marked.append(item_id)
+        marked.append(seq)
     feedback.flush()
-    # One statement for the whole step rather than one per item.
+    # One statement for the whole step rather than one per item; a step's items follow
+    # each other in the queue, so their marks go at the end of the table.
     connection.execute(
-        "INSERT OR REPLACE INTO feedback_queued (item_id, queued_at)"
-        " SELECT value, ? FROM json_each(?)",
+        "INSERT OR REPLACE INTO feedback_queued (seq, queued_at) SELECT value, ? FROM json_each(?)",
         (now, json.dumps(marked)),
     )
     return len(marked), with_text, unreadable
@@ -504,11 +505,11 @@ def queue_in_steps(
     created_at = isoformat_z(now)
     with localdb.connect(home) as connection:
         usage_step = _queue_usage_step(connection, engine_id, policy, now, retention, new_id)
-        rowids = [row[0] for row in connection.execute(_TO_QUEUE_QUERY)]
+        seqs = [row[0] for row in connection.execute(_TO_QUEUE_QUERY)]
     yield usage_step  # committed
     step = policy.max_records
-    for start in range(0, len(rowids), step):
-        stretch = rowids[start : start + step]
+    for start in range(0, len(seqs), step):
+        stretch = seqs[start : start + step]
         with localdb.connect(home) as connection:
             feedback = _BatchWriter(
                 connection, FEEDBACK, engine_id, policy, created_at, new_id, keep_bodies=True
@@ -518,7 +519,7 @@ def queue_in_steps(
                 feedback,
                 text_sharing=policy.text_sharing,
                 now=created_at,
-                rowids=(stretch[0], stretch[-1]),
+                seqs=(stretch[0], stretch[-1]),
             )
         yield (
             Queued(
@@ -558,7 +559,7 @@ def pending(home: EngineHome) -> Pending:
         usage_rows = connection.execute("SELECT COUNT(*) FROM usage_days").fetchone()[0]
         feedback_items = connection.execute(
             "SELECT COUNT(*) FROM review_items WHERE verdict IS NOT NULL"
-            " AND item_id NOT IN (SELECT item_id FROM feedback_queued)"
+            " AND seq NOT IN (SELECT seq FROM feedback_queued)"
         ).fetchone()[0]
     return Pending(int(batches), int(records), int(usage_rows), int(feedback_items))
 

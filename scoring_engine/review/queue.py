@@ -308,7 +308,10 @@ def record_verdict(
         (verdict.value, note, moderator, isoformat_z(now), int(share_text), item.item_id),
     )
     # Its feedback is pending again (the outbox sends the corrected verdict).
-    connection.execute("DELETE FROM feedback_queued WHERE item_id = ?", (item.item_id,))
+    connection.execute(
+        "DELETE FROM feedback_queued WHERE seq = (SELECT seq FROM review_items WHERE item_id = ?)",
+        (item.item_id,),
+    )
     if first:
         usage.record_verdict(
             connection, now.astimezone(UTC).date().isoformat(), item.bundle, verdict

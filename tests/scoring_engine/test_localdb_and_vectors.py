@@ -115,11 +115,75 @@ def test_a_version_1_database_keeps_which_feedback_is_in_the_outbox(tmp_path):
     old.close()
 
     with connect(home) as connection:
-        queued = connection.execute("SELECT item_id, queued_at FROM feedback_queued").fetchall()
+        queued = connection.execute(
+            "SELECT item_id, feedback_queued.queued_at FROM feedback_queued JOIN review_items"
+            " USING (seq)"
+        ).fetchall()
         version = connection.execute("PRAGMA user_version").fetchone()[0]
 
     assert [tuple(row) for row in queued] == [("sent", "then")]
     assert version == SCHEMA_VERSION
+
+
+def test_a_version_2_database_gets_queue_places_and_keeps_its_marks(tmp_path):
+    home = EngineHome(tmp_path / "engine")
+    home.path.mkdir(parents=True)
+    # Version 2 marked queued items by their random id.
+    old = sqlite3.connect(database_path(home))
+    old.executescript(
+        """
+        CREATE TABLE review_items (
+            item_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, queued_at TEXT NOT NULL,
+            bundle TEXT NOT NULL, score REAL NOT NULL, threshold REAL NOT NULL, verdict TEXT,
+            moderator TEXT, reviewed_at TEXT, share_text INTEGER NOT NULL DEFAULT 0,
+            text_deleted_at TEXT, source_file TEXT, note TEXT, score_line TEXT NOT NULL,
+            features TEXT NOT NULL, conversation TEXT
+        );
+        CREATE UNIQUE INDEX uq_review_items_conversation
+            ON review_items (conversation_id, bundle);
+        CREATE TABLE feedback_queued (
+            item_id TEXT PRIMARY KEY REFERENCES review_items (item_id) ON DELETE CASCADE,
+            queued_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        INSERT INTO review_items (item_id, conversation_id, queued_at, bundle, score, threshold,
+            score_line, features, verdict, reviewed_at, conversation)
+        VALUES ('ffff', 'c1', 'q', 'b', 0.9, 0.5, '{}', '{}', 'grooming', 'r', '{"messages": []}'),
+               ('0000', 'c2', 'q', 'b', 0.8, 0.5, '{}', '{}', 'grooming', 'r', NULL),
+               ('8888', 'c3', 'q', 'b', 0.7, 0.5, '{}', '{}', NULL, NULL, NULL);
+        INSERT INTO feedback_queued VALUES ('0000', 'then');
+        PRAGMA user_version = 2;
+        """
+    )
+    old.close()
+
+    with connect(home) as connection:
+        items = connection.execute(
+            "SELECT seq, item_id, conversation_id, score, conversation FROM review_items"
+            " ORDER BY seq"
+        ).fetchall()
+        queued = connection.execute(
+            "SELECT item_id, feedback_queued.queued_at FROM feedback_queued JOIN review_items"
+            " USING (seq)"
+        ).fetchall()
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        # Its feedback id stays unique, and deleting an item still drops its mark.
+        with pytest.raises(sqlite3.IntegrityError):
+            connection.execute(
+                "INSERT INTO review_items (item_id, conversation_id, queued_at, bundle, score,"
+                " threshold, score_line, features) VALUES ('ffff', 'c9', 'q', 'b', 0, 0, '', '')"
+            )
+        connection.execute("DELETE FROM review_items WHERE item_id = '0000'")
+        marks_left = connection.execute("SELECT COUNT(*) FROM feedback_queued").fetchone()[0]
+
+    # In the order they were queued in, each with everything it held.
+    assert [tuple(row) for row in items] == [
+        (1, "ffff", "c1", 0.9, '{"messages": []}'),
+        (2, "0000", "c2", 0.8, None),
+        (3, "8888", "c3", 0.7, None),
+    ]
+    assert [tuple(row) for row in queued] == [("0000", "then")]
+    assert version == SCHEMA_VERSION == 3
+    assert marks_left == 0
 
 
 def test_writers_in_one_process_take_turns_instead_of_failing_busy(tmp_path, monkeypatch):

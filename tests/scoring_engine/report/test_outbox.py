@@ -62,8 +62,7 @@ def test_100k_feedback_records_are_split_by_max_records(tmp_path):
     assert len(feedback_ids) == 100_000
     with connect(EngineHome(tmp_path)) as connection:
         left = connection.execute(
-            "SELECT COUNT(*) FROM review_items"
-            " WHERE item_id NOT IN (SELECT item_id FROM feedback_queued)"
+            "SELECT COUNT(*) FROM review_items WHERE seq NOT IN (SELECT seq FROM feedback_queued)"
         ).fetchone()[0]
     assert left == 0
     assert _queue(tmp_path).batches == 0  # nothing is queued twice

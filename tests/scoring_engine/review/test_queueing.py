@@ -165,7 +165,7 @@ def test_feedback_is_pending_again_after_a_corrected_verdict(queued):
     # As `report` leaves it: the feedback is in the outbox.
     execute(
         queued,
-        "INSERT INTO feedback_queued (item_id, queued_at) SELECT item_id,"
+        "INSERT INTO feedback_queued (seq, queued_at) SELECT seq,"
         " '2026-12-01T00:00:00Z' FROM review_items WHERE conversation_id = 'g-1'",
     )
     assert_ok(queued("review", "verdict", reference, "imminent_threat"))
