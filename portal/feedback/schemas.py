@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import uuid
 import zlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal, get_args
+from typing import Annotated, Any, Final, Literal, NamedTuple, cast, get_args
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
+from isal import isal_zlib
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
 
 from portal.usage.schemas import (
     MAX_RECORDS,
@@ -40,6 +40,8 @@ from scoring_engine.model.vectors import ENCODING, MAX_ENCODED_CHARS, MAX_NNZ
 
 MAX_CHARACTERISTICS: Final = 64
 MAX_SHARED_MESSAGES: Final = 10_000
+# isal's stubs declare its ``error`` an instance; it is the exception class.
+_INFLATE_ERROR: Final = cast("type[Exception]", isal_zlib.error)
 # Stored as received when no longer than this over its decoded size; else re-encoded,
 # so trailing bytes after the zlib stream are never kept.
 _VECTOR_SLACK_BYTES: Final = 1024
@@ -65,12 +67,6 @@ class WireVector(StrictMember):
     nnz: Annotated[int, Field(strict=True, ge=0, le=MAX_NNZ)]
     encoding: Literal["zlib+le-int32-float32"]
     data: Annotated[bytes, Field(max_length=MAX_ENCODED_CHARS * 3 // 4)]
-
-    @model_validator(mode="after")
-    def _nnz_within_dim(self) -> WireVector:
-        if self.nnz > self.dim:
-            raise ValueError("nnz must not exceed dim")
-        return self
 
 
 assert get_args(WireVector.model_fields["encoding"].annotation) == (ENCODING,)
@@ -105,9 +101,9 @@ class FeedbackBatch(StrictMember):
     records: Annotated[list[FeedbackRecord], Field(max_length=MAX_RECORDS)]
 
 
-@dataclass(frozen=True)
-class FeedbackRow:
-    """One record as stored: the vector checked and in its storage form."""
+class FeedbackRow(NamedTuple):
+    """One record as stored: the vector checked and in its storage form (a tuple: a
+    thousand are made per batch)."""
 
     feedback_id: uuid.UUID
     bundle: str
@@ -125,9 +121,10 @@ class FeedbackRow:
 
 def _decoded_vectors(records: list[FeedbackRecord]) -> tuple[list[bytes | None], list[Problem]]:
     """Every record's vector data decoded and checked by the rules of
-    ``FeatureVector.from_bytes`` (which reads it back for retraining): a
-    zlib stream of exactly ``8 * nnz`` bytes, decompressed no further than that;
-    indices increasing and below ``dim``; values finite. The checks on indices and
+    ``FeatureVector.from_bytes`` (which reads it back for retraining): ``nnz`` not above
+    ``dim``; a zlib stream of exactly ``8 * nnz`` bytes, decompressed no further than
+    that (by ISA-L: a third less time than zlib's inflate here); indices increasing
+    and below ``dim``; values finite. The checks on indices and
     values run once over the whole batch, on its decompressed vectors end to end (a
     thousand small numpy calls cost more than the decompression). Returns the bytes to
     store per record (None if bad).
@@ -139,14 +136,20 @@ def _decoded_vectors(records: list[FeedbackRecord]) -> tuple[list[bytes | None],
     for index, record in enumerate(records):
         nnz = record.features.nnz
         received = record.features.data
+        if nnz > record.features.dim:
+            problems[index] = problem(index, "features.nnz", "must not exceed features.dim")
+            stored.append(None)
+            continue
         try:
-            decompressor = zlib.decompressobj()
+            decompressor = isal_zlib.decompressobj()
             plain = decompressor.decompress(received, 8 * nnz + 1)
-        except zlib.error:
+        except _INFLATE_ERROR:
             problems[index] = problem(index, "features.data", "not zlib data")
             stored.append(None)
             continue
-        if len(plain) != 8 * nnz or decompressor.unconsumed_tail:
+        # Decompressed no further than one byte past the declared size (a zip bomb stops
+        # there): a longer stream is that one byte too long.
+        if len(plain) != 8 * nnz:
             problems[index] = problem(index, "features.data", "length does not match features.nnz")
             stored.append(None)
             continue

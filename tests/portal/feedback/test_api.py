@@ -295,7 +295,7 @@ def _raw_vector(indices: list[int], values: list[float], **overrides: object) ->
         ({"features": _features(data="!!!not base64")}, "features.data"),
         ({"features": _features(data=_zlib_of(b"\x00" * 7))}, "features.data"),
         ({"features": _features(dim=0)}, "features.dim"),
-        ({"features": _features(nnz=10, dim=5)}, "features"),
+        ({"features": _features(nnz=10, dim=5)}, "features.nnz"),
         ({"features": _features(data="é" * 8)}, "features.data"),
         ({"features": _raw_vector([3, 2], [0.5, 0.5])}, "features.data"),
         ({"features": _raw_vector([3, 3], [0.5, 0.5])}, "features.data"),
