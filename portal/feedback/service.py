@@ -144,16 +144,12 @@ def _copy(session: Session, table: str, values: list[dict[str, Any]]) -> None:
             copy.set_types(_TYPES)
             for value in values:
                 copy.write_row(
-                    (
-                        *(value[name] for name in _COLUMNS_BEFORE_JSON),
-                        Jsonb(value["characteristics"], dumps=to_json),
-                        *(value[name] for name in _COLUMNS_BETWEEN_JSON),
-                        None
-                        if value["shared_text"] is None
-                        else Jsonb(value["shared_text"], dumps=to_json),
-                        value["received_at"],
-                        value["updated_at"],
-                    )
+                    [
+                        Jsonb(value[name], dumps=to_json)
+                        if name in _JSON_COLUMNS and value[name] is not None
+                        else value[name]
+                        for name in _COLUMNS
+                    ]
                 )
 
 
@@ -223,13 +219,9 @@ _COLUMN_TYPES: Final = (
 )
 _COLUMNS: Final = tuple(name for name, _ in _COLUMN_TYPES)
 _TYPES: Final = [kind for _, kind in _COLUMN_TYPES]
-# ``_copy`` writes the two JSON columns as JSONB (``to_json``: pydantic's encoder, a
-# few times faster than ``json.dumps`` for these small documents).
-_COLUMNS_BEFORE_JSON: Final = _COLUMNS[: _COLUMNS.index("characteristics")]
-_COLUMNS_BETWEEN_JSON: Final = _COLUMNS[
-    _COLUMNS.index("characteristics") + 1 : _COLUMNS.index("shared_text")
-]
-assert _COLUMNS[_COLUMNS.index("shared_text") :] == ("shared_text", "received_at", "updated_at")
+# Written as JSONB with ``to_json`` (pydantic's encoder, a few times faster than
+# ``json.dumps`` for these small documents).
+_JSON_COLUMNS: Final = frozenset({"characteristics", "shared_text"})
 _CREATE_INCOMING: Final = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING}"
     f" (LIKE {Feedback.__tablename__} INCLUDING DEFAULTS)"
