@@ -90,6 +90,15 @@ def test_local_database_is_private_and_rolls_back_on_error(tmp_path):
     assert stat.S_IMODE(database_path(home).stat().st_mode) == 0o600
 
 
+def _queued_marks(connection: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(item id, queued at) of every item whose feedback is in the outbox."""
+    rows = connection.execute(
+        "SELECT item_id, feedback_queued.queued_at FROM feedback_queued JOIN review_items"
+        " USING (seq)"
+    )
+    return [tuple(row) for row in rows]
+
+
 def test_a_version_1_database_keeps_which_feedback_is_in_the_outbox(tmp_path):
     home = EngineHome(tmp_path / "engine")
     home.path.mkdir(parents=True)
@@ -115,13 +124,10 @@ def test_a_version_1_database_keeps_which_feedback_is_in_the_outbox(tmp_path):
     old.close()
 
     with connect(home) as connection:
-        queued = connection.execute(
-            "SELECT item_id, feedback_queued.queued_at FROM feedback_queued JOIN review_items"
-            " USING (seq)"
-        ).fetchall()
+        queued = _queued_marks(connection)
         version = connection.execute("PRAGMA user_version").fetchone()[0]
 
-    assert [tuple(row) for row in queued] == [("sent", "then")]
+    assert queued == [("sent", "then")]
     assert version == SCHEMA_VERSION
 
 
@@ -161,10 +167,7 @@ def test_a_version_2_database_gets_queue_places_and_keeps_its_marks(tmp_path):
             "SELECT seq, item_id, conversation_id, score, conversation FROM review_items"
             " ORDER BY seq"
         ).fetchall()
-        queued = connection.execute(
-            "SELECT item_id, feedback_queued.queued_at FROM feedback_queued JOIN review_items"
-            " USING (seq)"
-        ).fetchall()
+        queued = _queued_marks(connection)
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         # Its feedback id stays unique, and deleting an item still drops its mark.
         with pytest.raises(sqlite3.IntegrityError):
@@ -181,7 +184,7 @@ def test_a_version_2_database_gets_queue_places_and_keeps_its_marks(tmp_path):
         (2, "0000", "c2", 0.8, None),
         (3, "8888", "c3", 0.7, None),
     ]
-    assert [tuple(row) for row in queued] == [("0000", "then")]
+    assert queued == [("0000", "then")]
     assert version == SCHEMA_VERSION == 3
     assert marks_left == 0
 
