@@ -203,6 +203,10 @@ def connect(home: EngineHome, *, write: bool = True) -> Iterator[sqlite3.Connect
         # the portal recognises). FULL would cost an fsync per sent batch.
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
+        # What is deleted is overwritten with zeros, whatever SQLite's build defaults to:
+        # text purged at the end of its retention is gone from the file, not left in free
+        # pages (``outbox`` turns this off for one statement, see ``_record_attempts``).
+        connection.execute("PRAGMA secure_delete=ON")
         # Statement journals in memory: a statement that may fail halfway (an UPDATE
         # freeing a sent batch's megabytes, say) copies each page it changes into one,
         # which is otherwise a temporary file written a page at a time.

@@ -144,6 +144,43 @@ def test_text_follows_the_policy_and_the_confirmation(tmp_path):
     assert list(texts.values()).count(None) == 1
 
 
+def test_only_a_body_carrying_text_is_scrubbed_once_sent(tmp_path):
+    # A message that spells the marker out is escaped in the body: it is not the marker.
+    add_item(tmp_path, texts=['say "text":{ to me'], share_text=True)
+    add_item(tmp_path, texts=["never shared"], share_text=False)
+    _queue(tmp_path, ReportPolicy(text_sharing=True, max_records=1))
+
+    carries = {
+        json.loads(row["payload"])["records"][0]["text"] is not None: outbox._SHARED_TEXT
+        in row["payload"].encode()
+        for row in outbox_rows(tmp_path)
+    }
+    assert carries == {True: True, False: False}
+
+
+@pytest.mark.parametrize("scrub", [True, False])
+def test_a_sent_body_is_overwritten_in_the_file_unless_it_carries_no_text(tmp_path, scrub):
+    home = EngineHome(tmp_path)
+    marker = "synthetic-outbox-marker-" * 400  # a body of overflow pages, as real ones are
+    with connect(home) as connection:
+        connection.execute(
+            "INSERT INTO outbox (batch_id, kind, created_at, payload, records)"
+            " VALUES ('b1', 'feedback', '2026-12-02T12:00:00Z', ?, 1)",
+            (marker,),
+        )
+
+    def in_the_file() -> bool:
+        connection = sqlite3.connect(home.path / "local.sqlite3")
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        connection.close()
+        return marker[:48].encode() in (home.path / "local.sqlite3").read_bytes()
+
+    assert in_the_file()
+    outbox._record_attempts(home, "b1", 1, None, "2026-12-02T12:00:01Z", scrub=scrub)
+    assert in_the_file() is not scrub
+    assert outbox_rows(tmp_path)[0]["payload"] == ""
+
+
 def test_expired_text_is_purged_before_it_could_be_shared(tmp_path):
     add_item(tmp_path, texts=["old secret"], share_text=True, reviewed_at="2026-01-01T00:00:00Z")
     queued = _queue(tmp_path, ReportPolicy(text_sharing=True), retention=timedelta(days=90))
