@@ -25,14 +25,14 @@
   ``SEND_CONCURRENCY`` at once (the portal keeps the latest ``reviewed_at`` of a feedback
   id whatever order batches arrive in). ``201``, or ``200`` with
   ``"duplicate": true``: sent. A connection failure, a timeout, ``5xx`` or ``429`` is
-  retried with exponential backoff and jitter (``RetryPolicy``, bounded); if it still
-  fails the portal is out: sending stops, every unsent batch stays (exit 5). ``422`` (or
-  another refusal of the batch itself: ``400``, ``409``, ``413``): the batch stays with
-  its error and attempts, the next batch is sent. A license refusal (``401``/``403``)
-  stops the run (exit 3); a refused lease is renewed once first. ``403
-  text_sharing_disabled`` (the organisation turned sharing off since the batch was made):
-  the batch's texts are removed from its stored body, under the same batch id (the portal
-  kept nothing of it), and it is sent again.
+  retried with exponential backoff and jitter, and at least the portal's ``Retry-After``
+  (``RetryPolicy``, bounded); if it still fails the portal is out: sending stops, every
+  unsent batch stays (exit 5). ``422`` (or another refusal of the batch itself: ``400``,
+  ``409``, ``413``): the batch stays with its error and attempts, the next batch is sent.
+  A license refusal (``401``/``403``) stops the run (exit 3); a refused lease is renewed
+  once first. ``403 text_sharing_disabled`` (the organisation turned sharing off since the
+  batch was made): the batch's texts are removed from its stored body, under the same
+  batch id (the portal kept nothing of it), and it is sent again.
 - With nothing to send (no usage rows, no reviewed item to queue, no unsent batch) the
   portal is not contacted at all: a scheduler's run needs no network then.
 - The lease: the stored one while it has more than ``LEASE_MARGIN`` to run, else renewed
@@ -147,18 +147,27 @@ class RetryPolicy:
 
     The delay before retry ``n`` (1-based) is ``min(max_delay, base_delay * 2**(n-1))``
     scaled by a random factor in [0.5, 1) (jitter: engines that lost the portal together do
-    not come back together). ``sleep`` and ``jitter`` are injectable for tests.
+    not come back together). A portal that says how long to wait (``Retry-After`` of a 429
+    or 503) is given at least that, up to ``max_retry_after``; asked for longer, the run
+    stops as for an outage and leaves the batches for the next. ``sleep`` and ``jitter`` are
+    injectable for tests.
     """
 
     attempts: int = 4
     base_delay: float = 0.5
     max_delay: float = 8.0
+    max_retry_after: float = 60.0
     sleep: Callable[[float], None] = time.sleep
     jitter: Callable[[], float] = random.random  # spreads retries; no secrecy needed
 
-    def delay(self, retry: int) -> float:
+    def delay(self, retry: int, retry_after: float | None = None) -> float:
         ceiling = min(self.max_delay, self.base_delay * 2 ** (retry - 1))
-        return float(ceiling * (0.5 + self.jitter() / 2))
+        delay = float(ceiling * (0.5 + self.jitter() / 2))
+        return delay if retry_after is None else max(delay, retry_after)
+
+    def waits_for(self, retry_after: float | None) -> bool:
+        """Whether a retry waits as long as the portal asked (not if that is too long)."""
+        return retry_after is None or retry_after <= self.max_retry_after
 
 
 # What `report` uses (tests replace it to make the delays instant).
@@ -756,13 +765,15 @@ class _Sender:
                             )
                         )
                         return
+                retry_after = getattr(error, "retry_after", None)
                 if (
                     _transient(error)
                     and retries + 1 < self.retry.attempts
+                    and self.retry.waits_for(retry_after)
                     and not self.stopping.is_set()
                 ):
                     retries += 1
-                    self.retry.sleep(self.retry.delay(retries))
+                    self.retry.sleep(self.retry.delay(retries, retry_after))
                     continue
                 raise self._stop(batch, tries, error) from error
             answered = answer.get("batch_id")

@@ -26,6 +26,7 @@ license refusals exit 3, everything that keeps the portal from answering exits 5
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
 import json
 import socket
@@ -35,7 +36,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO, Any, Final, Self, TypeVar
 from urllib.parse import urlsplit
 
@@ -66,6 +67,8 @@ _GZIP_WORTH_RATIO: Final = 2 / 3
 _MAX_ERROR_BODY: Final = 16 * 1024
 _MAX_API_BODY: Final = 64 * 1024
 _MAX_DETAIL: Final = 300
+# The answers whose ``Retry-After`` says when to try again (RFC 9110 §10.2.3).
+_RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
 _CHUNK: Final = 64 * 1024
 _REDIRECTS: Final = range(300, 400)
 _GET_OK: Final = frozenset({200})
@@ -140,13 +143,36 @@ class PortalResponseError(tuf_exceptions.DownloadHTTPError):
         code: str | None,
         detail: str | None,
         location: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.url = url
         self.code = code
         self.detail = detail
         self.location = location
+        # Seconds the portal asked to wait (``Retry-After`` of a 429 or 503), if it did.
+        self.retry_after = retry_after
         summary = f"HTTP {status_code}" + (f" {code}" if code else "")
-        super().__init__(f"{url}: {summary}" + (f": {detail}" if detail else ""), status_code)
+        wait = f" (retry after {retry_after:g} s)" if retry_after is not None else ""
+        super().__init__(
+            f"{url}: {summary}" + (f": {detail}" if detail else "") + wait, status_code
+        )
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """``Retry-After`` (RFC 9110 §10.2.3) in seconds from now: delay-seconds or an
+    HTTP-date (a date past is 0); None if absent or neither."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": a time in UTC from a source that would not say
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class PortalConnectionError(tuf_exceptions.DownloadError):
@@ -317,7 +343,10 @@ class PortalTransport:
         location = None
         if response.status in _REDIRECTS:
             location = _clean(response.headers.get("Location") or "") or None
-        return PortalResponseError(url, response.status, code, detail, location)
+        retry_after = None
+        if response.status in _RETRY_AFTER_STATUSES:
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        return PortalResponseError(url, response.status, code, detail, location, retry_after)
 
     def stream(self, url: str, response: urllib3.BaseHTTPResponse, limit: int) -> Iterator[bytes]:
         """The body in chunks, within the limit and the total deadline."""
@@ -693,9 +722,12 @@ def engine_error_for(error: BaseException, context: RefusalContext) -> VigilErro
             )
         what = f" {refusal.code}" if refusal.code else ""
         detail = f": {refusal.detail}" if refusal.detail else ""
+        wait = (
+            f" (retry after {refusal.retry_after:g} s)" if refusal.retry_after is not None else ""
+        )
         return PortalUnreachableError(
             f"the portal at {context.portal_url} answered HTTP {status}{what}{detail} "
-            f"for {urlsplit(refusal.url).path}"
+            f"for {urlsplit(refusal.url).path}{wait}"
         )
     unreachable = find_in_chain(error, PortalConnectionError)
     if unreachable is not None:

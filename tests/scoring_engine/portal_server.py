@@ -87,6 +87,8 @@ class ReportFaults:
 
     # Answer this many report POSTs with 503 before handling one.
     unavailable: int = 0
+    # The ``Retry-After`` those 503s carry, if any.
+    retry_after: str | None = None
     # Accept this many batches, then hang up without answering (the answer is lost).
     drop_after_accept: int = 0
     # Answer the policy with 503 (the engine must then send no text).
@@ -182,11 +184,14 @@ class PortalServer:
 
 
 class _RefusedError(Exception):
-    def __init__(self, status: int, code: str, detail: Any) -> None:
+    def __init__(
+        self, status: int, code: str, detail: Any, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(code)
         self.status = status
         self.code = code
         self.detail = detail
+        self.headers = headers or {}
 
 
 def _handler(server: PortalServer) -> type[BaseHTTPRequestHandler]:
@@ -206,9 +211,12 @@ def _handler(server: PortalServer) -> type[BaseHTTPRequestHandler]:
             content_type: str = "application/json",
             *,
             announce: bool = True,
+            headers: dict[str, str] | None = None,
         ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             if announce:
                 self.send_header("Content-Length", str(len(body)))
             if server.tampering.location:
@@ -219,7 +227,7 @@ def _handler(server: PortalServer) -> type[BaseHTTPRequestHandler]:
 
         def _error(self, refused: _RefusedError) -> None:
             body = json.dumps({"error": refused.code, "detail": refused.detail}).encode()
-            self._send(refused.status, body)
+            self._send(refused.status, body, headers=refused.headers)
 
         def _license(self) -> tuple[str, tuple[str, ...], int]:
             header = self.headers.get("Authorization")
@@ -398,7 +406,10 @@ def _handler(server: PortalServer) -> type[BaseHTTPRequestHandler]:
                 if unavailable:
                     server.report_faults.unavailable -= 1
             if unavailable:
-                raise _RefusedError(503, "unavailable", "try again later")
+                wait = server.report_faults.retry_after
+                raise _RefusedError(
+                    503, "unavailable", "try again later", {"Retry-After": wait} if wait else None
+                )
             kind = self.path.rsplit("/", 1)[1]
             status, answer = self._batch(kind, license_id, engine_id, body)
             with server.lock:

@@ -6,6 +6,7 @@ import base64
 import gzip
 import json
 import random
+from datetime import UTC, datetime
 
 import pytest
 
@@ -22,6 +23,7 @@ from scoring_engine.remote import (
     ResponseTooLargeError,
     _proxy_for,
     is_private_channel,
+    retry_after_seconds,
 )
 
 
@@ -136,3 +138,22 @@ def test_a_batch_of_compressed_vectors_is_posted_as_it_is(portal_server):
         ReportApi(transport, "LEASE").send(FEEDBACK_PATH, body)
     assert "Content-Encoding" not in seen["headers"]
     assert seen["body"] == body
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        (" 0 ", 0.0),
+        ("Wed, 02 Dec 2026 12:01:30 GMT", 90.0),
+        ("Wed, 02 Dec 2026 11:00:00 GMT", 0.0),  # a date past: now
+        ("-5", None),
+        ("1.5", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_is_read_as_seconds_or_an_http_date(header, seconds):
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    assert retry_after_seconds(header, now) == seconds

@@ -342,6 +342,34 @@ def test_a_busy_portal_is_retried_with_backoff(online, portal_server, delays):
     assert (row["attempts"], row["last_error"]) == (3, None)
 
 
+def test_a_portal_that_says_when_to_retry_is_given_that_long(online, portal_server, delays):
+    add_item(online.home)
+    portal_server.report_faults.unavailable = 2
+    portal_server.report_faults.retry_after = "3"
+
+    summary = _summary(online)
+
+    assert summary["batches_sent"] == 1
+    assert delays.waited == [3.0, 3.0]
+
+
+def test_a_portal_that_asks_for_too_long_a_wait_keeps_the_batches_for_the_next_run(
+    online, portal_server, delays
+):
+    add_item(online.home)
+    portal_server.report_faults.unavailable = 1
+    portal_server.report_faults.retry_after = "3600"
+
+    busy = _report(online)
+
+    assert_fails(busy, 5, "retry after 3600 s")
+    assert delays.waited == []
+    (row,) = outbox_rows(online.home)
+    assert (row["attempts"], row["sent_at"]) == (1, None)
+    assert_ok(_report(online))
+    assert outbox_rows(online.home)[0]["sent_at"] is not None
+
+
 def test_a_refused_batch_is_kept_with_its_error_while_the_others_go(online, portal_server):
     add_usage(online.home)
     with connect(EngineHome(online.home)) as connection:
