@@ -12,10 +12,12 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
-from scoring_engine.evaluation.metrics import HISTOGRAM_BINS
 from scoring_engine.review import Verdict
+
+# Equal bins over [0, 1] (evaluation reports draw their score histograms with the same).
+HISTOGRAM_BINS: Final = 20
 
 
 class Scored(Protocol):

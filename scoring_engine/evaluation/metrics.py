@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from scoring_engine.usage import HISTOGRAM_BINS
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
 
 FPR_TARGETS: tuple[float, ...] = (0.01, 0.001)
 CALIBRATION_BINS = 10
-HISTOGRAM_BINS = 20
 # The PR curve kept in a report for plotting: enough points to draw it, few enough to be cheap.
 MAX_CURVE_POINTS = 1000
 

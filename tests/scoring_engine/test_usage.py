@@ -9,13 +9,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scoring_engine.conversation import Conversation, Message
-from scoring_engine.evaluation.metrics import HISTOGRAM_BINS
 from scoring_engine.home import EngineHome
 from scoring_engine.localdb import connect
 from scoring_engine.model.scorer import BATCH_MESSAGES, ConversationScore
 from scoring_engine.review import Verdict
 from scoring_engine.review.intake import ScoreRecorder
-from scoring_engine.usage import ScoreTally, histogram_bin, record_tally, record_verdict
+from scoring_engine.usage import (
+    HISTOGRAM_BINS,
+    ScoreTally,
+    histogram_bin,
+    record_tally,
+    record_verdict,
+)
 from tests.scoring_engine.licensed import assert_fails, assert_ok
 from tests.scoring_engine.review.conftest import grooming_chat, normal_chat, write_lines
 
