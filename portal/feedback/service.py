@@ -3,8 +3,8 @@
 - ``receive_feedback`` accepts a batch once (``portal.usage.service`` says how
   every batch is authorised, deduplicated and refused). Each record is
   written with one bulk ``INSERT ... ON CONFLICT (feedback_id) DO UPDATE`` (on
-  PostgreSQL from a temporary table the batch is first COPYed into; a batch of ids
-  none of which is stored yet, the usual case, is COPYed straight into the table): a
+  PostgreSQL from a temporary table the batch is COPYed into, unless none of its ids is
+  stored yet, the usual case: then it is COPYed straight into the table): a
   feedback id seen again from the same license replaces the earlier verdict
   (a moderator corrected it; ``received_at`` keeps the first arrival) when its
   ``reviewed_at`` is not earlier than the stored one. Engines send several
@@ -103,12 +103,12 @@ def feedback_policy(
     )
 
 
-def _existing_owners(
+def _refuse_others(
     session: Session, license_id: uuid.UUID, batch: FeedbackBatch, rows: list[FeedbackRow]
-) -> set[uuid.UUID]:
-    """The batch's feedback ids already stored, and refuse those another license reported
-    (looked up by primary key: a batch's thousand ids are a thousand index probes,
-    whatever the table's size)."""
+) -> None:
+    """Refuse the batch if another license reported one of its feedback ids (looked up by
+    primary key: a batch's thousand ids are a thousand index probes, whatever the
+    table's size)."""
     ids = [row.feedback_id for row in rows]
     # PostgreSQL: one array parameter (compiling and binding a thousand costs more).
     wanted = (
@@ -128,7 +128,6 @@ def _existing_owners(
                 if record.feedback_id in taken
             ]
         )
-    return set(owners)
 
 
 def _copy(session: Session, table: str, values: list[tuple[Any, ...]]) -> None:
@@ -149,21 +148,30 @@ def _copy(session: Session, table: str, values: list[tuple[Any, ...]]) -> None:
                 copy.write_row(value)
 
 
-def _store(session: Session, values: list[tuple[Any, ...]], *, new: bool) -> None:
+def _store(
+    session: Session,
+    license_id: uuid.UUID,
+    batch: FeedbackBatch,
+    rows: list[FeedbackRow],
+    values: list[tuple[Any, ...]],
+) -> None:
     """Insert the rows (values in ``_COLUMNS`` order), or replace the verdict of the
-    license's rows they correct.
+    license's rows they correct; refuse the batch if one is another license's.
 
-    ``new``: none of the feedback ids was stored when the batch was checked. On
-    PostgreSQL the rows are then copied straight into the table (in a savepoint:
-    should another batch have stored one of them since, the copy fails and the rows
-    are upserted as any others).
+    On PostgreSQL the rows are first copied straight into the table, in a savepoint: a
+    batch of feedback ids none of which is stored (nearly every batch) is then stored
+    without looking them up. If one is stored (a correction, or a batch sent at the same
+    moment that stored it first) the copy fails, keeping nothing; the ids are then
+    checked and the rows upserted.
     """
     if session.get_bind().dialect.name == "postgresql":
-        if new and _copied_as_new(session, values):
+        if _copied_as_new(session, values):
             return
+        _refuse_others(session, license_id, batch, rows)
         _copy(session, _INCOMING, values)
         session.execute(text(_UPSERT_INCOMING))
         return
+    _refuse_others(session, license_id, batch, rows)
     statement = upsert(session, table_of(Feedback))
     statement = statement.on_conflict_do_update(
         index_elements=["feedback_id"],
@@ -171,12 +179,12 @@ def _store(session: Session, values: list[tuple[Any, ...]], *, new: bool) -> Non
         where=(Feedback.license_id == statement.excluded.license_id)
         & (Feedback.reviewed_at <= statement.excluded.reviewed_at),
     )
-    rows = [dict(zip(_COLUMNS, value, strict=True)) for value in values]
-    for row in rows:
+    parameters = [dict(zip(_COLUMNS, value, strict=True)) for value in values]
+    for parameter in parameters:
         # SQL NULL, not the JSON document ``null``.
-        if row["shared_text"] is None:
-            row["shared_text"] = null()
-    session.execute(statement, rows)
+        if parameter["shared_text"] is None:
+            parameter["shared_text"] = null()
+    session.execute(statement, parameters)
 
 
 def _copied_as_new(session: Session, values: list[tuple[Any, ...]]) -> bool:
@@ -286,7 +294,6 @@ def receive_feedback(
         )
         for row in rows
     ]
-    stored = _existing_owners(session, license_id, batch, rows) if rows else set()
     duplicate = claim_batch(
         session,
         BatchKind.FEEDBACK,
@@ -299,7 +306,7 @@ def receive_feedback(
     if duplicate is not None:
         return duplicate
     if rows:
-        _store(session, values, new=not stored)
+        _store(session, license_id, batch, rows, values)
     return BatchAnswer(batch_id=batch.batch_id, accepted=len(batch.records))
 
 
