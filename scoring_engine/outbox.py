@@ -765,7 +765,7 @@ class _Sender:
                             )
                         )
                         return
-                retry_after = getattr(error, "retry_after", None)
+                retry_after = error.retry_after if isinstance(error, PortalResponseError) else None
                 if (
                     _transient(error)
                     and retries + 1 < self.retry.attempts

@@ -152,10 +152,15 @@ class PortalResponseError(tuf_exceptions.DownloadHTTPError):
         # Seconds the portal asked to wait (``Retry-After`` of a 429 or 503), if it did.
         self.retry_after = retry_after
         summary = f"HTTP {status_code}" + (f" {code}" if code else "")
-        wait = f" (retry after {retry_after:g} s)" if retry_after is not None else ""
         super().__init__(
-            f"{url}: {summary}" + (f": {detail}" if detail else "") + wait, status_code
+            f"{url}: {summary}" + (f": {detail}" if detail else "") + self.wait_note,
+            status_code,
         )
+
+    @property
+    def wait_note(self) -> str:
+        """`` (retry after N s)`` when the portal said how long to wait, else empty."""
+        return f" (retry after {self.retry_after:g} s)" if self.retry_after is not None else ""
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -722,12 +727,9 @@ def engine_error_for(error: BaseException, context: RefusalContext) -> VigilErro
             )
         what = f" {refusal.code}" if refusal.code else ""
         detail = f": {refusal.detail}" if refusal.detail else ""
-        wait = (
-            f" (retry after {refusal.retry_after:g} s)" if refusal.retry_after is not None else ""
-        )
         return PortalUnreachableError(
             f"the portal at {context.portal_url} answered HTTP {status}{what}{detail} "
-            f"for {urlsplit(refusal.url).path}{wait}"
+            f"for {urlsplit(refusal.url).path}{refusal.wait_note}"
         )
     unreachable = find_in_chain(error, PortalConnectionError)
     if unreachable is not None:
