@@ -38,7 +38,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,15 +47,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
+from _served import BIN, free_port, portal_environment, prepare_database, run, serving, step
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 TARGET_REQUESTS_PER_SECOND = 500.0
 TARGET_MB_PER_SECOND = 100.0
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/vigil_bench5"
-PASSPHRASE = "benchmark passphrase, not a secret"  # noqa: S105 (a throwaway portal)
 BUNDLE_VERSION = "2026.11.1"
 MODEL_MANIFEST = {
     "name": "bench",
@@ -73,50 +70,7 @@ wrk.headers["Authorization"] = "Bearer {token}"
 """
 
 
-def step(message: str) -> None:
-    print(f"== {message}", file=sys.stderr, flush=True)
-
-
-def run(*args: str | Path, env: dict[str, str], timeout: float = 600) -> str:
-    result = subprocess.run(
-        [str(arg) for arg in args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, args[:3]))} failed:\n{result.stderr}")
-    return result.stdout
-
-
 #### A portal of our own ####
-
-
-def prepare_database(url: str) -> None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        return
-    if parsed.database in {None, "", "test", "postgres"}:
-        raise SystemExit(f"refusing to reset database {parsed.database!r}; name another one")
-    connect = {
-        "host": parsed.host or "127.0.0.1",
-        "port": parsed.port or 5432,
-        "user": parsed.username or "postgres",
-        "password": parsed.password,
-        "connect_timeout": 5,
-    }
-    with psycopg.connect(dbname="postgres", autocommit=True, **connect) as server:
-        exists = server.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,)
-        ).fetchone()
-        if not exists:
-            server.execute(f'CREATE DATABASE "{parsed.database}"')
-    with psycopg.connect(dbname=parsed.database, autocommit=True, **connect) as database:
-        database.execute("DROP SCHEMA public CASCADE")
-        database.execute("CREATE SCHEMA public")
 
 
 def write_model(directory: Path, megabytes: int) -> None:
@@ -128,34 +82,9 @@ def write_model(directory: Path, megabytes: int) -> None:
     (directory / "manifest.json").write_text(json.dumps(MODEL_MANIFEST))
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until_healthy(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the portal exited:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise SystemExit("the portal did not answer /healthz within 60 s")
-
-
 def setup_portal(args: argparse.Namespace, home: Path) -> tuple[dict[str, str], str]:
     """A portal in ``home`` with a large stable bundle; its environment and a license."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")},
-        "VIGIL_PORTAL_HOME": str(home / "portal"),
-        "VIGIL_ENVIRONMENT": "development",
-        "VIGIL_KEY_PASSPHRASE": PASSPHRASE,
-        "VIGIL_DATABASE_URL": args.database_url,
-        "VIGIL_SESSION_COOKIE_SECURE": "false",
-    }
+    env = portal_environment(home, args.database_url)
     portal = BIN / "vigil-portal"
     step(f"portal in {home} on {make_url(args.database_url).render_as_string()}")
     prepare_database(args.database_url)
@@ -172,32 +101,6 @@ def setup_portal(args: argparse.Namespace, home: Path) -> tuple[dict[str, str], 
         "--channel", "stable", "--out", home / "license.jwt", env=env,
     )  # fmt: skip
     return env, (home / "license.jwt").read_text().strip()
-
-
-@contextlib.contextmanager
-def serving(env: dict[str, str], home: Path, port: int, name: str) -> Any:
-    """``vigil-portal serve`` (one worker) on ``port`` until the block ends; yields its URL."""
-    base_url = f"http://127.0.0.1:{port}"
-    log = home / f"serve-{name}.log"
-    step(f"vigil-portal serve on {base_url} ({name} settings; log: {log})")
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(BIN / "vigil-portal"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_until_healthy(base_url, process, log)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 #### Measurements ####
@@ -355,11 +258,11 @@ def main() -> int:
                 raise SystemExit("--url needs --license FILE")
             env: dict[str, str] = {}
             token = args.license.read_text().strip()
-            portal: Any = contextlib.nullcontext(args.url.rstrip("/"))
+            portal: Any = contextlib.nullcontext((args.url.rstrip("/"), None))
         else:
             env, token = setup_portal(args, workdir)
             portal = serving(env, workdir, args.port or free_port(), "default")
-        with portal as base_url:
+        with portal as (base_url, _process):
             timestamp_url = f"{base_url}/tuf/metadata/timestamp.json"
             check_authentication(timestamp_url, token)
             step(
@@ -382,7 +285,7 @@ def main() -> int:
                 "VIGIL_ENGINE_TOKEN_CACHE_SECONDS": "0",
                 "VIGIL_ENGINE_STATUS_CACHE_SECONDS": "0",
             }
-            with serving(no_memory, workdir, free_port(), "uncached") as base_url:
+            with serving(no_memory, workdir, free_port(), "uncached") as (base_url, _process):
                 step("wrk again, with nothing remembered between requests")
                 uncached = wrk_requests_per_second(
                     f"{base_url}/tuf/metadata/timestamp.json", token, workdir=workdir, **wrk_options
