@@ -4,8 +4,9 @@ dashboard the organisation's contact opens with an e-mailed link.
 Administrators: ``GET /admin/organisations`` (list), ``GET
 /admin/organisations/{id}/dashboard?days=30|90|365``, ``POST
 /admin/organisations/{id}/text-sharing`` (the switch, with a confirmation
-box) and ``POST /admin/organisations/{id}/dashboard-link`` (e-mails the
-contact a read-only link, multi-use for 30 days).
+box), ``POST /admin/organisations/{id}/dashboard-link`` (e-mails the
+contact a read-only link, multi-use for 30 days) and ``POST
+/admin/organisations/{id}/dashboard-link/withdraw`` (links sent stop working).
 
 Organisations: ``GET /organisations/dashboard/{token}?days=...``: the same
 charts and tables, without any administrator's form.
@@ -18,8 +19,13 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Depends, Request
 
 from portal.dashboard import forms, service
+from portal.errors import ConflictError
 from portal.events.service import subject_history
-from portal.organisations.service import parse_organisation_id, set_text_sharing
+from portal.organisations.service import (
+    parse_organisation_id,
+    set_text_sharing,
+    withdraw_dashboard_links,
+)
 from portal.web.deps import AppSettings, CurrentAdmin, DbSession, Mail
 from portal.web.deps import current_admin as require_admin
 from portal.web.pages import FormFields, form_action, render
@@ -76,6 +82,9 @@ def _admin_dashboard(
         "period_action": _dashboard_url(dashboard.organisation.id),
         "contact_email": service.organisation_contact(session, dashboard.organisation.id) or "",
         "link_days": service.DASHBOARD_LINK_DAYS,
+        "link_usable_until": service.dashboard_link_usable_until(
+            session, dashboard.organisation.id
+        ),
         "history": subject_history(session, [str(dashboard.organisation.id)]),
         "field_ids": FIELD_IDS,
         "errors": errors or {},
@@ -163,6 +172,35 @@ def dashboard_link(
         success_url=_dashboard_url(parsed),
         message=f"A dashboard link was e-mailed to {contact}; it works for "
         f"{service.DASHBOARD_LINK_DAYS} days, and earlier dashboard links no longer work.",
+        failure_url=_dashboard_url(parsed),
+    )
+
+
+@admin_router.post(
+    "/{organisation_id}/dashboard-link/withdraw", summary="Withdraw the dashboard links"
+)
+def withdraw_dashboard_link(
+    request: Request,
+    organisation_id: str,
+    session: DbSession,
+    mail: Mail,
+    admin: CurrentAdmin,
+) -> Response:
+    parsed = parse_organisation_id(organisation_id)
+
+    def withdraw() -> None:
+        if not withdraw_dashboard_links(
+            session, parsed, reason="withdrawn by an administrator", actor=admin.email
+        ):
+            raise ConflictError("no dashboard link of this organisation works now")
+
+    return form_action(
+        request,
+        session,
+        mail,
+        withdraw,
+        success_url=_dashboard_url(parsed),
+        message="The dashboard links sent no longer work.",
         failure_url=_dashboard_url(parsed),
     )
 

@@ -40,7 +40,7 @@ from portal.events.service import record_event
 from portal.events.tags import EventTag
 from portal.licenses.models import License
 from portal.magic_links.models import LinkPurpose
-from portal.magic_links.service import create_link, resolve_link, withdraw_links
+from portal.magic_links.service import create_link, resolve_link, usable_until, withdraw_links
 from portal.organisations.models import Organisation
 from portal.organisations.service import get_organisation
 from portal.usage.models import UsageDay, UsageRollup
@@ -496,6 +496,11 @@ def send_dashboard_link(
         payload={"to": to, "expires_in_days": DASHBOARD_LINK_DAYS},
     )
     return link
+
+
+def dashboard_link_usable_until(session: Session, organisation_id: uuid.UUID) -> datetime | None:
+    """When the organisation's dashboard link expires, if one works now."""
+    return usable_until(session, LinkPurpose.ORGANISATION_DASHBOARD, str(organisation_id))
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ class EventTag(StrEnum):
 
     ORGANISATION_CREATED = "organisation:created"
     ORGANISATION_DASHBOARD_LINK_SENT = "organisation:dashboard_link_sent"
+    ORGANISATION_DASHBOARD_LINKS_WITHDRAWN = "organisation:dashboard_links_withdrawn"
     ORGANISATION_TEXT_SHARING_DISABLED = "organisation:text_sharing_disabled"
     ORGANISATION_TEXT_SHARING_ENABLED = "organisation:text_sharing_enabled"
 

@@ -32,6 +32,7 @@ from portal.errors import InvalidInputError, LicenseNotFoundError, LicenseStateE
 from portal.events.service import record_event
 from portal.events.tags import EventTag
 from portal.licenses.models import License, LicenseStatus
+from portal.organisations.service import withdraw_dashboard_links
 from portal.pagination import Page, paginate
 
 if TYPE_CHECKING:
@@ -221,7 +222,9 @@ def revoke_license(
     repository: Repository,
     actor: str,
 ) -> License:
-    """Revoke for good and publish the revocation list engines check.
+    """Revoke for good and publish the revocation list engines check. When the
+    organisation has no other license left that is active or suspended, its dashboard
+    links stop working too (``withdraw_dashboard_links``).
 
     Raises:
         LicenseNotFoundError, LicenseStateError: No such license, or already revoked.
@@ -247,6 +250,22 @@ def revoke_license(
             "targets_version": versions.targets,
         },
     )
+    others_in_force = session.scalar(
+        select(License.id)
+        .where(
+            License.organisation_id == license_.organisation_id,
+            License.id != license_.id,
+            License.status.in_([LicenseStatus.ACTIVE, LicenseStatus.SUSPENDED]),
+        )
+        .limit(1)
+    )
+    if others_in_force is None:
+        withdraw_dashboard_links(
+            session,
+            license_.organisation_id,
+            reason=f"license {license_.id} revoked, the last one in force",
+            actor=actor,
+        )
     return license_
 
 

@@ -19,7 +19,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from portal.db_base import utc_now
 from portal.errors import LinkUnusableError
@@ -114,15 +114,36 @@ def consume_link(
 
 def withdraw_links(
     session: Session, purpose: LinkPurpose, subject_id: str, *, now: datetime | None = None
-) -> None:
-    """Make every unused link of ``purpose`` for ``subject_id`` unusable."""
+) -> int:
+    """Make every unused link of ``purpose`` for ``subject_id`` unusable; returns how many
+    were still usable (not expired)."""
+    now = now or utc_now()
+    unused = (
+        MagicLink.purpose == purpose,
+        MagicLink.subject_id == subject_id,
+        MagicLink.used_at.is_(None),
+    )
+    usable = session.scalar(
+        select(func.count()).select_from(MagicLink).where(*unused, MagicLink.expires_at > now)
+    )
     session.execute(
         update(MagicLink)
-        .where(
+        .where(*unused)
+        .values(used_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    return int(usable or 0)
+
+
+def usable_until(
+    session: Session, purpose: LinkPurpose, subject_id: str, *, now: datetime | None = None
+) -> datetime | None:
+    """When the last usable link of ``purpose`` for ``subject_id`` expires (None: none is)."""
+    return session.scalar(
+        select(func.max(MagicLink.expires_at)).where(
             MagicLink.purpose == purpose,
             MagicLink.subject_id == subject_id,
             MagicLink.used_at.is_(None),
+            MagicLink.expires_at > (now or utc_now()),
         )
-        .values(used_at=now or utc_now())
-        .execution_options(synchronize_session="fetch")
     )

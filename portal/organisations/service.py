@@ -10,6 +10,8 @@ from sqlalchemy import select
 from portal.errors import ConflictError, InvalidInputError, NotFoundError
 from portal.events.service import record_event
 from portal.events.tags import EventTag
+from portal.magic_links.models import LinkPurpose
+from portal.magic_links.service import withdraw_links
 from portal.organisations.models import Organisation
 
 if TYPE_CHECKING:
@@ -113,3 +115,26 @@ def set_text_sharing(
         payload={"name": organisation.name},
     )
     return organisation
+
+
+def withdraw_dashboard_links(
+    session: Session, organisation_id: uuid.UUID, *, reason: str, actor: str
+) -> int:
+    """Make the organisation's dashboard links (``portal.dashboard``) stop working now;
+    returns how many still worked. Audited (``organisation:dashboard_links_withdrawn``,
+    with the reason) when one did.
+
+    Raises:
+        OrganisationNotFoundError: No organisation has this id.
+    """
+    organisation = get_organisation(session, organisation_id)
+    withdrawn = withdraw_links(session, LinkPurpose.ORGANISATION_DASHBOARD, str(organisation.id))
+    if withdrawn:
+        record_event(
+            session,
+            EventTag.ORGANISATION_DASHBOARD_LINKS_WITHDRAWN,
+            actor=actor,
+            subject_id=str(organisation.id),
+            payload={"links": withdrawn, "reason": reason},
+        )
+    return withdrawn

@@ -255,6 +255,40 @@ def test_unusable_dashboard_links_show_the_link_page(
     assert admin_client.get(current).status_code == 410
 
 
+def test_an_administrator_withdraws_the_dashboard_links(
+    admin_client: TestClient, session: Session, initialised: Settings, license_: License
+) -> None:
+    url = _dashboard_url(license_)
+    base = f"/admin/organisations/{license_.organisation_id}"
+    assert "No dashboard link of Charted Chat Ltd works now." in admin_client.get(url).text
+    post_form(admin_client, url, f"{base}/dashboard-link", {"contact_email": "a@chat.example"})
+    page = admin_client.get(url).text
+    assert re.search(
+        r'id="dashboard-link-state">A dashboard link sent to the organisation works until', page
+    )
+    assert 'id="dashboard-link-withdraw-form"' in page
+    # A form of the page, so it needs the page's CSRF token.
+    assert admin_client.post(f"{base}/dashboard-link/withdraw").status_code == 403
+    path = link_in(outbox(initialised.outbox_dir)[-1], "/organisations/dashboard/")
+
+    withdrawn = post_form(admin_client, url, f"{base}/dashboard-link/withdraw", {})
+    assert "The dashboard links sent no longer work." in flash_of(admin_client, withdrawn)
+    (event,) = list_events(session, tag=EventTag.ORGANISATION_DASHBOARD_LINKS_WITHDRAWN)
+    assert event.subject_id == str(license_.organisation_id)
+    assert event.actor == "admin@portal.example"
+    assert event.payload == {"links": 1, "reason": "withdrawn by an administrator"}
+    page = admin_client.get(url).text
+    assert "No dashboard link of Charted Chat Ltd works now." in page
+    assert "dashboard-link-withdraw-form" not in page
+    assert "organisation:dashboard_links_withdrawn" in page  # in the history
+
+    again = post_form(admin_client, url, f"{base}/dashboard-link/withdraw", {})
+    assert "No dashboard link of this organisation works now." in flash_of(admin_client, again)
+    assert len(list_events(session, tag=EventTag.ORGANISATION_DASHBOARD_LINKS_WITHDRAWN)) == 1
+    admin_client.cookies.clear()  # as the contact
+    assert admin_client.get(path).status_code == 410
+
+
 def test_a_bad_contact_address_is_shown_next_to_its_field(
     admin_client: TestClient, license_: License
 ) -> None:

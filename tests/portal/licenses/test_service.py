@@ -12,10 +12,18 @@ from licensing.exceptions import LicenseRevokedError, SigningKeyError
 from licensing.keys import key_id
 from licensing.repository import Repository
 from licensing.tokens import verify_license
-from portal.errors import InvalidInputError, LicenseNotFoundError, LicenseStateError
+from portal.errors import (
+    InvalidInputError,
+    LicenseNotFoundError,
+    LicenseStateError,
+    LinkUnusableError,
+)
 from portal.events.service import list_events
+from portal.events.tags import EventTag
 from portal.licenses import service
 from portal.licenses.models import License, LicenseStatus
+from portal.magic_links.models import LinkPurpose
+from portal.magic_links.service import create_link, resolve_link
 from portal.organisations.service import get_or_create_organisation
 from portal.repository.service import license_signing_key
 from tests.portal.support import ACTOR, savepoint
@@ -129,6 +137,48 @@ def test_revoke_publishes_the_revocation_list(
     events = list_events(session, subject_id=str(license_.id))
     assert events[0].tag == "license:revoked"
     assert events[0].payload["reason"] == "contract ended"
+
+
+def _dashboard_link(session: Session, license_: License) -> str:
+    return create_link(
+        session,
+        LinkPurpose.ORGANISATION_DASHBOARD,
+        str(license_.organisation_id),
+        lifetime=timedelta(days=30),
+        one_time=False,
+    )
+
+
+def test_revoking_the_last_license_in_force_withdraws_the_dashboard_links(
+    session: Session, make_license: Callable[..., License], repository: Repository
+) -> None:
+    first = make_license("Linked Chat Ltd")
+    second = make_license("Linked Chat Ltd")
+    token = _dashboard_link(session, first)
+    service.revoke_license(session, first.id, reason="abuse", repository=repository, actor=ACTOR)
+    # The organisation still holds a license: its contact still sees the dashboard.
+    assert resolve_link(session, token, LinkPurpose.ORGANISATION_DASHBOARD)
+    service.suspend_license(session, second.id, reason="unpaid", actor=ACTOR)
+    assert resolve_link(session, token, LinkPurpose.ORGANISATION_DASHBOARD)
+
+    service.revoke_license(session, second.id, reason="abuse", repository=repository, actor=ACTOR)
+    with pytest.raises(LinkUnusableError):
+        resolve_link(session, token, LinkPurpose.ORGANISATION_DASHBOARD)
+    (event,) = list_events(session, tag=EventTag.ORGANISATION_DASHBOARD_LINKS_WITHDRAWN)
+    assert event.subject_id == str(second.organisation_id)
+    assert event.actor == ACTOR
+    assert event.payload == {
+        "links": 1,
+        "reason": f"license {second.id} revoked, the last one in force",
+    }
+
+
+def test_revoking_with_no_dashboard_link_records_no_withdrawal(
+    session: Session, make_license: Callable[..., License], repository: Repository
+) -> None:
+    license_ = make_license()
+    service.revoke_license(session, license_.id, reason="abuse", repository=repository, actor=ACTOR)
+    assert not list_events(session, tag=EventTag.ORGANISATION_DASHBOARD_LINKS_WITHDRAWN)
 
 
 def test_revoked_license_token_is_refused_by_a_verifier(

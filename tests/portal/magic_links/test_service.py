@@ -10,7 +10,13 @@ import pytest
 from portal.db_base import utc_now
 from portal.errors import LinkUnusableError
 from portal.magic_links.models import LinkPurpose, MagicLink
-from portal.magic_links.service import consume_link, create_link, resolve_link, withdraw_links
+from portal.magic_links.service import (
+    consume_link,
+    create_link,
+    resolve_link,
+    usable_until,
+    withdraw_links,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -66,3 +72,28 @@ def test_unusable_links_all_fail_alike(session: Session, case: str) -> None:
     with pytest.raises(LinkUnusableError) as raised:
         resolve_link(session, token, purpose, now=now)
     assert str(raised.value) == "This link is not valid: it may have expired or been used already."
+
+
+def test_withdrawing_counts_the_links_that_still_worked(session: Session) -> None:
+    purpose = LinkPurpose.LICENSE_DOWNLOAD
+    now = utc_now()
+    assert usable_until(session, purpose, "subject-1", now=now) is None
+    _link(session, one_time=False, days=1)
+    _link(session, one_time=False, days=3)
+    expired = create_link(
+        session, purpose, "subject-1", lifetime=timedelta(days=1), one_time=False,
+        now=now - timedelta(days=2),
+    )  # fmt: skip
+    used = _link(session)
+    consume_link(session, used, purpose)
+    _link(session, days=5)
+    until = usable_until(session, purpose, "subject-1", now=now)
+    assert until is not None
+    assert timedelta(days=4) < until - now < timedelta(days=5, minutes=1)  # the newest
+
+    # The three unused links not yet expired; the expired and the used one do not count.
+    assert withdraw_links(session, purpose, "subject-1", now=now) == 3
+    assert usable_until(session, purpose, "subject-1", now=now) is None
+    assert withdraw_links(session, purpose, "subject-1", now=now) == 0
+    with pytest.raises(LinkUnusableError):
+        resolve_link(session, expired, purpose)
