@@ -17,6 +17,8 @@ from typing import Final, Protocol
 from scoring_engine.review import Verdict
 
 # Equal bins over [0, 1] (evaluation reports draw their score histograms with the same).
+# The portal validates and sums usage with this one definition, and stores a column per
+# bin (portal/usage/models.py): another count needs a portal migration.
 HISTOGRAM_BINS: Final = 20
 
 

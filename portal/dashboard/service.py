@@ -45,6 +45,7 @@ from portal.organisations.models import Organisation
 from portal.organisations.service import get_organisation
 from portal.usage.models import UsageDay, UsageRollup
 from portal.usage.service import COUNT_COLUMNS, SUMMED_COLUMNS
+from scoring_engine.usage import HISTOGRAM_BINS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -58,7 +59,6 @@ if TYPE_CHECKING:
 
 PERIODS: Final = (30, 90, 365)
 DEFAULT_PERIOD: Final = 30
-HISTOGRAM_BINS: Final = 20
 DASHBOARD_LINK_DAYS: Final = 30
 DASHBOARD_PATH: Final = "/organisations/dashboard/"
 VERDICTS: Final = (

@@ -29,7 +29,7 @@ from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db_base import Base, utc_now
-from portal.usage.schemas import HISTOGRAM_BINS
+from scoring_engine.usage import HISTOGRAM_BINS
 
 HISTOGRAM_COLUMNS: Final = tuple(f"bin_{index:02d}" for index in range(HISTOGRAM_BINS))
 """The columns of ``usage_days`` holding the score histogram, lowest scores first."""

@@ -31,10 +31,10 @@ from typing import Annotated, Final, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from portal.errors import InvalidBatchError
+from scoring_engine.usage import HISTOGRAM_BINS
 
 MAX_RECORDS: Final = 1000
 MAX_PROBLEMS: Final = 20
-HISTOGRAM_BINS: Final = 20
 MAX_COUNT: Final = 2**31 - 1
 EARLIEST_DAY: Final = date(2020, 1, 1)
 VERDICTS: Final = ("not_grooming", "grooming", "imminent_threat")

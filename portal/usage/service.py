@@ -60,7 +60,6 @@ from portal.licenses.models import License
 from portal.organisations.models import Organisation
 from portal.usage.models import HISTOGRAM_COLUMNS, ReportBatch, UsageDay, UsageRollup
 from portal.usage.schemas import (
-    HISTOGRAM_BINS,
     MAX_COUNT,
     VERDICTS,
     BatchAnswer,
@@ -70,6 +69,7 @@ from portal.usage.schemas import (
     raise_problems,
     usage_increments,
 )
+from scoring_engine.usage import HISTOGRAM_BINS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -41,6 +41,7 @@ from licensing.keys import key_id
 from licensing.leases import LeaseClaims, LeaseExpiredError, issue_lease, verify_lease
 from licensing.tokens import verify_license
 from scoring_engine.model.vectors import FeatureVector, VectorFormatError
+from scoring_engine.usage import HISTOGRAM_BINS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 LEASE_PERIOD = timedelta(days=7)
 REPORT_PATHS = ("/api/v1/feedback/policy", "/api/v1/usage", "/api/v1/feedback")
 VERDICTS = ("not_grooming", "grooming", "imminent_threat")
-HISTOGRAM_BINS = 20
 MAX_REPORT_BODY = 64 * 1024 * 1024
 
 
