@@ -34,7 +34,7 @@ from scoring_engine.home import EngineHome
 
 DB_NAME: Final = "local.sqlite3"
 _MMAP_BYTES: Final = 1024**3
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 # Column by column, what ``review_items`` holds (in both SCHEMA and _TO_VERSION_3).
 _REVIEW_ITEMS_COLUMNS: Final = """
@@ -123,10 +123,19 @@ CREATE TABLE IF NOT EXISTS outbox (
     records INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
+    refused_status INTEGER,            -- the portal refused the batch itself (400/409/413/422)
     sent_at TEXT                       -- NULL until the portal accepted it
 );
 CREATE INDEX IF NOT EXISTS ix_outbox_pending ON outbox (sent_at, created_at);
 """
+
+
+def _to_version_4(connection: sqlite3.Connection) -> None:
+    """Version 4 records which unsent batches the portal refused (``refused_status``), so
+    that ``vigil-engine outbox`` can tell them from batches that wait for the portal."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(outbox)")}
+    if "refused_status" not in columns:
+        connection.execute("ALTER TABLE outbox ADD COLUMN refused_status INTEGER")
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -154,6 +163,7 @@ def _migrate(connection: sqlite3.Connection, path: Path) -> None:
                 script = (_to_version_3(version) if version in (1, 2) else "") + SCHEMA
                 for statement in _statements(script):
                     connection.execute(statement)
+                _to_version_4(connection)
                 connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             connection.execute("ROLLBACK")

@@ -28,7 +28,9 @@
   retried with exponential backoff and jitter, and at least the portal's ``Retry-After``
   (``RetryPolicy``, bounded); if it still fails the portal is out: sending stops, every
   unsent batch stays (exit 5). ``422`` (or another refusal of the batch itself: ``400``,
-  ``409``, ``413``): the batch stays with its error and attempts, the next batch is sent.
+  ``409``, ``413``): the batch stays with its error, attempts and that status
+  (``refused_status``: ``vigil-engine outbox``, ``scoring_engine.refused``), the next
+  batch is sent.
   A license refusal (``401``/``403``) stops the run (exit 3); a refused lease is renewed
   once first. ``403 text_sharing_disabled`` (the organisation turned sharing off since the
   batch was made): the batch's texts are removed from its stored body, under the same
@@ -645,8 +647,10 @@ def _record_attempts(
     sent_at: str | None,
     *,
     scrub: bool = True,
+    refused: int | None = None,
 ) -> None:
-    """Count the attempts; with ``sent_at``, the batch is sent and its body emptied.
+    """Count the attempts; with ``sent_at``, the batch is sent and its body emptied;
+    ``refused``: the status the portal refused the batch itself with (else cleared).
 
     ``scrub=False`` (the body carries no conversation text): the body's pages are freed
     without being overwritten with zeros first, which for a feedback batch is megabytes
@@ -658,9 +662,17 @@ def _record_attempts(
         connection.execute(
             # An accepted batch's body is not needed again: emptied, it is not rewritten
             # (nor kept: feedback bodies are megabytes).
-            "UPDATE outbox SET attempts = attempts + ?, last_error = ?, sent_at = ?,"
-            " payload = CASE WHEN ? IS NULL THEN payload ELSE '' END WHERE batch_id = ?",
-            (attempts, None if error is None else error[:_MAX_ERROR], sent_at, sent_at, batch_id),
+            "UPDATE outbox SET attempts = attempts + ?, last_error = ?, refused_status = ?,"
+            " sent_at = ?, payload = CASE WHEN ? IS NULL THEN payload ELSE '' END"
+            " WHERE batch_id = ?",
+            (
+                attempts,
+                None if error is None else error[:_MAX_ERROR],
+                refused,
+                sent_at,
+                sent_at,
+                batch_id,
+            ),
         )
 
 
@@ -758,7 +770,14 @@ class _Sender:
                             api = renewed
                             continue
                     if error.status_code in _BATCH_REFUSALS:
-                        _record_attempts(self.home, batch.batch_id, tries, str(error), None)
+                        _record_attempts(
+                            self.home,
+                            batch.batch_id,
+                            tries,
+                            str(error),
+                            None,
+                            refused=error.status_code,
+                        )
                         self._failed(
                             BatchFailure(
                                 batch.batch_id, batch.kind, batch.records, tries, str(error)

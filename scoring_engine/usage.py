@@ -83,6 +83,38 @@ def record_tally(connection: sqlite3.Connection, day: str, bundle: str, tally: S
     )
 
 
+def add_back(
+    connection: sqlite3.Connection,
+    day: str,
+    bundle: str,
+    *,
+    scored: int,
+    flagged: int,
+    reviewed: int,
+    verdicts: dict[Verdict, int],
+    histogram: list[int],
+) -> None:
+    """Add a usage record's counts back to its (day, bundle) row, which queuing it had
+    emptied (``vigil-engine outbox requeue``; inside the caller's transaction)."""
+    merged = [a + b for a, b in zip(_row(connection, day, bundle), histogram, strict=True)]
+    connection.execute(
+        "UPDATE usage_days SET scored = scored + ?, flagged = flagged + ?,"
+        " reviewed = reviewed + ?, not_grooming = not_grooming + ?, grooming = grooming + ?,"
+        " imminent_threat = imminent_threat + ?, histogram = ? WHERE day = ? AND bundle = ?",
+        (
+            scored,
+            flagged,
+            reviewed,
+            verdicts.get(Verdict.NOT_GROOMING, 0),
+            verdicts.get(Verdict.GROOMING, 0),
+            verdicts.get(Verdict.IMMINENT_THREAT, 0),
+            json.dumps(merged),
+            day,
+            bundle,
+        ),
+    )
+
+
 def record_scores(
     connection: sqlite3.Connection, day: str, bundle: str, scores: Iterable[Scored]
 ) -> None:

@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from scoring_engine.cli import report, review, scoring, setup, updates
+from scoring_engine.cli import outbox, report, review, scoring, setup, updates
 from scoring_engine.cli.common import err_console
 from scoring_engine.errors import ExitCode
 
@@ -22,6 +22,7 @@ updates.register(app)
 scoring.register(app)
 report.register(app)
 review.register(app)
+outbox.register(app)
 
 # The commands print licensing warnings themselves (loudly, once); without this the
 # library's log records would reach stderr a second time through logging's last resort.

@@ -4,8 +4,8 @@ The rules are in ``scoring_engine.outbox``; docs/feedback.md is the contract. Sa
 repeat: a batch keeps its id until the portal has accepted it.
 
 Exit codes: 0 everything sent; 1 the portal refused some batch (it stays in the outbox
-with its error, the others were sent); 3 license or lease refused; 5 portal unreachable
-(everything kept for the next run).
+with its error, the others were sent: ``vigil-engine outbox``); 3 license or lease
+refused; 5 portal unreachable (everything kept for the next run).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def report(
         fail(
             f"the portal refused {_plural(len(failed), 'batch')}, kept in the outbox; "
             f"{first.kind} batch {first.batch_id} ({_plural(first.records, 'record')}): "
-            f"{first.error}",
+            f"{first.error} (`vigil-engine outbox list`; `outbox requeue ID` once mended)",
             ExitCode.UNEXPECTED,
         )
 

@@ -71,8 +71,9 @@ class Engine:
     home: Path
     runner: CliRunner
 
-    def __call__(self, *args: str | Path) -> Result:
-        return self.runner.invoke(app, [*map(str, args), "--home", str(self.home)])
+    def __call__(self, *args: str | Path, input: str | None = None) -> Result:  # noqa: A002
+        """``input``: what is typed at the command's prompts."""
+        return self.runner.invoke(app, [*map(str, args), "--home", str(self.home)], input=input)
 
 
 @pytest.fixture

@@ -93,6 +93,9 @@ class ReportFaults:
     drop_after_accept: int = 0
     # Answer the policy with 503 (the engine must then send no text).
     policy_unavailable: bool = False
+    # Refuse this many report POSTs as a bad batch (keeping nothing), with this status.
+    refuse: int = 0
+    refuse_status: int = 422
 
 
 @dataclass(frozen=True)
@@ -409,6 +412,14 @@ def _handler(server: PortalServer) -> type[BaseHTTPRequestHandler]:
                 wait = server.report_faults.retry_after
                 raise _RefusedError(
                     503, "unavailable", "try again later", {"Retry-After": wait} if wait else None
+                )
+            with server.lock:
+                refuse = server.report_faults.refuse > 0
+                if refuse:
+                    server.report_faults.refuse -= 1
+            if refuse:
+                raise _RefusedError(
+                    server.report_faults.refuse_status, "invalid_batch", "refused by the test"
                 )
             kind = self.path.rsplit("/", 1)[1]
             status, answer = self._batch(kind, license_id, engine_id, body)

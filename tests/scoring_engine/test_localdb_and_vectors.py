@@ -185,8 +185,32 @@ def test_a_version_2_database_gets_queue_places_and_keeps_its_marks(tmp_path):
         (3, "8888", "c3", 0.7, None),
     ]
     assert queued == [("0000", "then")]
-    assert version == SCHEMA_VERSION == 3
+    assert version == SCHEMA_VERSION
     assert marks_left == 0
+
+
+def test_a_version_3_outbox_keeps_its_batches_and_learns_refusals(tmp_path):
+    home = EngineHome(tmp_path / "engine")
+    with connect(home) as connection:
+        connection.execute("ALTER TABLE outbox DROP COLUMN refused_status")
+        connection.execute(
+            "INSERT INTO outbox (batch_id, kind, created_at, payload, records, attempts,"
+            " last_error) VALUES ('b1', 'usage', 't', '{}', 1, 2, 'HTTP 422 invalid_batch')"
+        )
+        connection.execute("PRAGMA user_version = 3")
+
+    with connect(home) as connection:
+        row = dict(connection.execute("SELECT * FROM outbox").fetchone())
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+
+    # Which of its batches the portal refused was never recorded: none is taken for one.
+    assert row["refused_status"] is None
+    assert (row["batch_id"], row["attempts"], row["last_error"]) == (
+        "b1",
+        2,
+        "HTTP 422 invalid_batch",
+    )
+    assert version == SCHEMA_VERSION == 4
 
 
 def test_writers_in_one_process_take_turns_instead_of_failing_busy(tmp_path, monkeypatch):
