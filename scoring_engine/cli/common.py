@@ -29,6 +29,12 @@ err_console = Console(stderr=True, highlight=False)
 MAX_REPORTED_ERRORS = 50
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 batch``, ``2 batches``, ``3 records``."""
+    suffix = "es" if noun.endswith("ch") else "s"
+    return f"{count:,} {noun}{'' if count == 1 else suffix}"
+
+
 def fail(message: str, code: ExitCode | int) -> NoReturn:
     """One clear line on stderr, then the SPEC §6 exit code."""
     # Messages quote files, tokens and the portal's answers: never read them as markup.

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from scoring_engine import refused
-from scoring_engine.cli.common import fail, initialised_home
+from scoring_engine.cli.common import fail, initialised_home, plural
 from scoring_engine.cli.review import local_database_errors
 from scoring_engine.cli.scoring import HomeOption
 from scoring_engine.errors import ExitCode
@@ -29,10 +29,6 @@ outbox_app = typer.Typer(
 )
 
 BatchArgument = Annotated[str, typer.Argument(help="The batch id (`vigil-engine outbox list`).")]
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 @outbox_app.command("list")
@@ -50,8 +46,7 @@ def list_command(
     if not batches:
         console.print("The outbox is empty: every batch was accepted.")
         return
-    count = len(batches)
-    table = Table(title=f"Outbox: {count:,} unsent batch{'' if count == 1 else 'es'}")
+    table = Table(title=f"Outbox: {plural(len(batches), 'unsent batch')}")
     table.add_column("batch id", no_wrap=True)  # whole, to be copied
     table.add_column("kind")
     table.add_column("records", justify="right")
@@ -87,9 +82,9 @@ def requeue_command(batch_id: BatchArgument, home: HomeOption = None) -> None:
         outcome = refused.requeue(engine_home, batch_id)
     batch = outcome.batch
     if batch.kind == "usage":
-        what = f"the counts of {_plural(outcome.usage_rows, 'day')} added back"
+        what = f"the counts of {plural(outcome.usage_rows, 'day')} added back"
     else:
-        what = f"{_plural(outcome.feedback_items, 'reviewed item')} to be queued again"
+        what = f"{plural(outcome.feedback_items, 'reviewed item')} to be queued again"
         if outcome.feedback_missing:
             what += f" ({outcome.feedback_missing:,} no longer in the review queue)"
     console.print(
@@ -115,7 +110,7 @@ def discard_command(
         batch = refused.discard(engine_home, batch_id)
     console.print(
         f"Discarded {batch.kind} batch {batch.batch_id} "
-        f"({_plural(batch.records, 'record')}, never reported).",
+        f"({plural(batch.records, 'record')}, never reported).",
         markup=False,
     )
 

@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from scoring_engine.cli.common import err_console, fail, warn
+from scoring_engine.cli.common import err_console, fail, plural, warn
 from scoring_engine.cli.scoring import HomeOption
 from scoring_engine.errors import ExitCode, VigilError
 from scoring_engine.home import EngineHome
@@ -49,17 +49,12 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int, int], None] | None]
         yield update
 
 
-def _plural(count: int, noun: str) -> str:
-    suffix = "es" if noun.endswith("ch") else "s"
-    return f"{count:,} {noun}{'' if count == 1 else suffix}"
-
-
 def _print_summary(outcome: ReportOutcome) -> None:
     queued, sent, left, policy = outcome.queued, outcome.sent, outcome.pending, outcome.policy
     print(
-        f"Queued: {_plural(queued.usage_records, 'usage record')}, "
-        f"{_plural(queued.feedback_records, 'feedback record')} "
-        f"({queued.with_text:,} with text) in {_plural(queued.batches, 'batch')}."
+        f"Queued: {plural(queued.usage_records, 'usage record')}, "
+        f"{plural(queued.feedback_records, 'feedback record')} "
+        f"({queued.with_text:,} with text) in {plural(queued.batches, 'batch')}."
     )
     if policy.fetched:
         sharing = "on" if policy.text_sharing else "off"
@@ -67,11 +62,11 @@ def _print_summary(outcome: ReportOutcome) -> None:
     else:
         print("Portal policy: not available; feedback sent without text.")
     print(
-        f"Sent: {_plural(sent.sent, 'batch')} accepted, {sent.duplicate:,} already accepted "
-        f"before, {len(sent.failed):,} refused; {_plural(sent.records, 'record')}."
+        f"Sent: {plural(sent.sent, 'batch')} accepted, {sent.duplicate:,} already accepted "
+        f"before, {len(sent.failed):,} refused; {plural(sent.records, 'record')}."
     )
     print(
-        f"Pending: {_plural(left.batches, 'batch')} ({_plural(left.batch_records, 'record')})"
+        f"Pending: {plural(left.batches, 'batch')} ({plural(left.batch_records, 'record')})"
         " in the outbox."
     )
 
@@ -95,7 +90,7 @@ def report(
         _print_summary(outcome)
     if outcome.queued.unreadable:
         warn(
-            f"{_plural(outcome.queued.unreadable, 'reviewed item')} left in the review queue, "
+            f"{plural(outcome.queued.unreadable, 'reviewed item')} left in the review queue, "
             "not reported: the stored score line or feature vector is damaged"
         )
     if outcome.failure is not None:
@@ -104,8 +99,8 @@ def report(
     if failed:
         first = failed[0]
         fail(
-            f"the portal refused {_plural(len(failed), 'batch')}, kept in the outbox; "
-            f"{first.kind} batch {first.batch_id} ({_plural(first.records, 'record')}): "
+            f"the portal refused {plural(len(failed), 'batch')}, kept in the outbox; "
+            f"{first.kind} batch {first.batch_id} ({plural(first.records, 'record')}): "
             f"{first.error} (`vigil-engine outbox list`; `outbox requeue ID` once mended)",
             ExitCode.UNEXPECTED,
         )
