@@ -172,3 +172,17 @@ def test_admin_reads_the_dashboard_switches_text_sharing_and_sends_the_contact_a
     screenshots.take(contact, "contact dashboard")
     contact.goto(link + "x")
     expect(heading(contact)).to_have_text("Link no longer valid")
+
+    # The administrator withdraws the link: the contact's page stops opening.
+    expect(page.locator("#dashboard-link-state")).to_contain_text("works until")
+    page.get_by_role("button", name="Withdraw dashboard links").click()
+    expect(flash(page)).to_contain_text("The dashboard links sent no longer work.")
+    expect(page.locator("#dashboard-link-state")).to_have_text(
+        f"No dashboard link of {ORGANISATION} works now."
+    )
+    expect(page.get_by_role("button", name="Withdraw dashboard links")).to_have_count(0)
+    expect(page.locator("#history-title ~ table")).to_contain_text(
+        "organisation:dashboard_links_withdrawn"
+    )
+    contact.goto(link)
+    expect(heading(contact)).to_have_text("Link no longer valid")
