@@ -552,6 +552,7 @@ class Pending:
     batch_records: int = 0
     usage_rows: int = 0
     feedback_items: int = 0
+    refused: int = 0  # of ``batches``: refused by the portal (``vigil-engine outbox``)
 
     @property
     def total(self) -> int:
@@ -564,15 +565,18 @@ def pending(home: EngineHome) -> Pending:
     if not localdb.database_path(home).exists():
         return Pending()
     with localdb.connect(home) as connection:
-        batches, records = connection.execute(
-            "SELECT COUNT(*), COALESCE(SUM(records), 0) FROM outbox WHERE sent_at IS NULL"
+        batches, records, refused = connection.execute(
+            "SELECT COUNT(*), COALESCE(SUM(records), 0), COUNT(refused_status) FROM outbox"
+            " WHERE sent_at IS NULL"
         ).fetchone()
         usage_rows = connection.execute("SELECT COUNT(*) FROM usage_days").fetchone()[0]
         feedback_items = connection.execute(
             "SELECT COUNT(*) FROM review_items WHERE verdict IS NOT NULL"
             " AND seq NOT IN (SELECT seq FROM feedback_queued)"
         ).fetchone()[0]
-    return Pending(int(batches), int(records), int(usage_rows), int(feedback_items))
+    return Pending(
+        int(batches), int(records), int(usage_rows), int(feedback_items), refused=int(refused)
+    )
 
 
 #### Sending ####

@@ -209,18 +209,20 @@ def _status_payload(engine_home: EngineHome) -> dict[str, Any]:
         "trust_root": trust_root,
         "license": describe_license(engine_home, now).to_dict(),
         "bundle": bundle,
-        "pending_reports": _pending_reports(engine_home),
+        **_pending_reports(engine_home),
         "review_queue": review_queue_status(engine_home),
         **_online_status(engine_home, now, bundle),
     }
 
 
-def _pending_reports(engine_home: EngineHome) -> int | None:
-    """Unsent outbox batches plus usage and feedback not queued yet (None: unreadable)."""
+def _pending_reports(engine_home: EngineHome) -> dict[str, int | None]:
+    """``pending_reports``: unsent outbox batches plus usage and feedback not queued yet;
+    ``refused_reports``: the unsent batches the portal refused (None: unreadable)."""
     try:
-        return outbox.pending(engine_home).total
+        pending = outbox.pending(engine_home)
     except (sqlite3.Error, OSError):
-        return None
+        return {"pending_reports": None, "refused_reports": None}
+    return {"pending_reports": pending.total, "refused_reports": pending.refused}
 
 
 def _iso_or_none(moment: datetime | None) -> str | None:
@@ -326,7 +328,13 @@ def _print_status(payload: dict[str, Any]) -> None:
         table.add_row("  integrity", shown)
         table.add_row("  previous", bundle["previous_version"] or "none")
     _print_online(table, payload)
-    table.add_row("Pending reports", str(payload["pending_reports"]))
+    pending = str(payload["pending_reports"])
+    if payload["refused_reports"]:
+        pending += (
+            f" ([bold red]{payload['refused_reports']} refused by the portal[/]:"
+            " vigil-engine outbox list)"
+        )
+    table.add_row("Pending reports", pending)
     queue = payload["review_queue"]
     table.add_row(
         "Review queue",

@@ -42,6 +42,9 @@ def test_refused_batches_are_listed_with_the_portals_answer(online, portal_serve
     assert "│ 422 " in table
     assert f"{usage['batch_id']}: {usage['last_error']}" in table.replace("\n", " ")
     assert "outbox requeue ID" in table
+    status = json.loads(assert_ok(online("status", "--json")).stdout)
+    assert (status["pending_reports"], status["refused_reports"]) == (1, 1)
+    assert "1 refused by the portal" in assert_ok(online("status")).stdout
 
 
 def test_requeued_batches_go_again_in_new_batches_and_count_once(online, portal_server):
