@@ -115,24 +115,20 @@ def consume_link(
 def withdraw_links(
     session: Session, purpose: LinkPurpose, subject_id: str, *, now: datetime | None = None
 ) -> int:
-    """Make every unused link of ``purpose`` for ``subject_id`` unusable; returns how many
-    were still usable (not expired)."""
+    """Make every usable link of ``purpose`` for ``subject_id`` unusable; how many."""
     now = now or utc_now()
-    unused = (
-        MagicLink.purpose == purpose,
-        MagicLink.subject_id == subject_id,
-        MagicLink.used_at.is_(None),
-    )
-    usable = session.scalar(
-        select(func.count()).select_from(MagicLink).where(*unused, MagicLink.expires_at > now)
-    )
-    session.execute(
+    result = session.execute(
         update(MagicLink)
-        .where(*unused)
+        .where(
+            MagicLink.purpose == purpose,
+            MagicLink.subject_id == subject_id,
+            MagicLink.used_at.is_(None),
+            MagicLink.expires_at > now,
+        )
         .values(used_at=now)
         .execution_options(synchronize_session="fetch")
     )
-    return int(usable or 0)
+    return int(getattr(result, "rowcount", 0))
 
 
 def usable_until(
