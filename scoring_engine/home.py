@@ -189,11 +189,19 @@ class EngineHome:
         """Whether ``init`` stored a trust root and a license here."""
         return self.trust_root_file.is_file() and self.license_file.is_file()
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> contextlib.AbstractContextManager[None]:
         """Hold the home's exclusive lock (``init``, ``install`` and ``update`` write files)."""
+        return self._flock(".lock")
+
+    def report_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held by ``report`` for its whole run and by ``outbox requeue|discard``: a batch
+        is never put back or dropped while a run may be sending it."""
+        return self._flock(".report.lock")
+
+    @contextlib.contextmanager
+    def _flock(self, name: str) -> Iterator[None]:
         self.path.mkdir(parents=True, exist_ok=True)
-        with (self.path / ".lock").open("a") as handle:
+        with (self.path / name).open("a") as handle:
             if fcntl is not None:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:

@@ -1122,6 +1122,17 @@ def run_report(
             nothing is queued then.
     Returns an outcome whose ``failure`` says why sending stopped (exit 3 or 5).
     """
+    with home.report_lock():
+        return _run_report(home, settings=settings, retry=retry, progress=progress)
+
+
+def _run_report(
+    home: EngineHome,
+    *,
+    settings: RemoteSettings | None,
+    retry: RetryPolicy | None,
+    progress: Progress | None,
+) -> ReportOutcome:
     portal_url, token, claims = _license(home)
     now = trust.clock()
     check_not_denied(home, claims.jti)

@@ -17,6 +17,8 @@ build it right does not mend it. The rules:
   reviewed item is queued again only when its verdict changes).
 - Only refused batches qualify: one that waits because the portal was out may already be
   stored there, and goes again under its own id, as it is.
+- Both wait for a ``report`` that is running (``EngineHome.report_lock``): it may be
+  sending that very batch, which the portal may now accept.
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def discard(home: EngineHome, batch_id: str) -> OutboxBatch:
     Raises:
         BadInputError: No such batch, or not one the portal refused.
     """
-    with localdb.connect(home) as connection:
+    with home.report_lock(), localdb.connect(home) as connection:
         batch = _refused(connection, batch_id, "discard")
         connection.execute("DELETE FROM outbox WHERE batch_id = ?", (batch.batch_id,))
     return batch
@@ -141,7 +143,7 @@ def requeue(home: EngineHome, batch_id: str) -> Requeued:
             or a body whose records cannot be read back (the error names the record and
             the field).
     """
-    with localdb.connect(home) as connection:
+    with home.report_lock(), localdb.connect(home) as connection:
         batch = _refused(connection, batch_id, "requeue")
         if batch.refused_status == CONFLICT:
             raise BadInputError(

@@ -4,7 +4,9 @@ queued afresh or dropped, and nothing else touched (``scoring_engine.refused``).
 from __future__ import annotations
 
 import json
+import threading
 
+from scoring_engine import refused
 from scoring_engine.home import EngineHome
 from scoring_engine.localdb import connect
 from tests.scoring_engine.licensed import assert_fails, assert_ok
@@ -133,3 +135,25 @@ def test_a_discarded_batch_is_gone_and_asked_for_first(online, portal_server):
     assert _listed(online) == []
     assert outbox_rows(online.home) == []
     assert online("report").stdout.startswith("Nothing to report")
+
+
+def test_a_batch_is_not_put_back_while_a_report_runs(online, portal_server):
+    add_item(online.home)
+    portal_server.report_faults.refuse = 1
+    assert_fails(online("report"), 1, "the portal refused 1 batch")
+    (batch,) = _listed(online)
+    home = EngineHome(online.home)
+    done = threading.Event()
+
+    def requeue() -> None:
+        refused.requeue(home, batch["batch_id"])
+        done.set()
+
+    with home.report_lock():  # as `report` holds it for its run
+        waiting = threading.Thread(target=requeue)
+        waiting.start()
+        assert not done.wait(0.3)
+        assert _listed(online) == [batch]
+    waiting.join(timeout=10)
+    assert done.is_set()
+    assert _listed(online) == []
