@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from scoring_engine import localdb
@@ -54,20 +54,8 @@ class OutboxBatch:
     def refused(self) -> bool:
         return self.refused_status is not None
 
-    @property
-    def requeueable(self) -> bool:
-        return self.refused and self.refused_status != CONFLICT
-
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "batch_id": self.batch_id,
-            "kind": self.kind,
-            "created_at": self.created_at,
-            "records": self.records,
-            "attempts": self.attempts,
-            "last_error": self.last_error,
-            "refused_status": self.refused_status,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
