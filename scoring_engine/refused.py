@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 from scoring_engine import localdb
 from scoring_engine.errors import BadInputError
 from scoring_engine.review import Verdict
-from scoring_engine.usage import HISTOGRAM_BINS, add_back
+from scoring_engine.usage import HISTOGRAM_BINS, add_counts
 
 if TYPE_CHECKING:
     from scoring_engine.home import EngineHome
@@ -170,13 +170,17 @@ def _records(batch: OutboxBatch, payload: str) -> list[dict[str, Any]]:
     return records
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _count(batch: OutboxBatch, index: int, record: dict[str, Any], field: str) -> int:
     value: Any = record
     for part in field.split("."):
         value = value.get(part) if isinstance(value, dict) else None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not _is_count(value):
         raise _unreadable(batch, f"record {index}: {field} is not a count")
-    return value
+    return int(value)
 
 
 def _usage_back(
@@ -190,12 +194,12 @@ def _usage_back(
         if (
             not isinstance(histogram, list)
             or len(histogram) != HISTOGRAM_BINS
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in histogram)
+            or not all(_is_count(n) for n in histogram)
         ):
             raise _unreadable(
                 batch, f"record {index}: score_histogram is not {HISTOGRAM_BINS} counts"
             )
-        add_back(
+        add_counts(
             connection,
             day,
             bundle,

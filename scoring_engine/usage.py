@@ -75,27 +75,30 @@ def record_tally(connection: sqlite3.Connection, day: str, bundle: str, tally: S
     """Add a run's counts to the (day, bundle) row (inside the caller's transaction)."""
     if tally.scored == 0:
         return
-    histogram = [a + b for a, b in zip(_row(connection, day, bundle), tally.histogram, strict=True)]
-    connection.execute(
-        "UPDATE usage_days SET scored = scored + ?, flagged = flagged + ?, histogram = ?"
-        " WHERE day = ? AND bundle = ?",
-        (tally.scored, tally.flagged, json.dumps(histogram), day, bundle),
+    add_counts(
+        connection,
+        day,
+        bundle,
+        scored=tally.scored,
+        flagged=tally.flagged,
+        histogram=tally.histogram,
     )
 
 
-def add_back(
+def add_counts(
     connection: sqlite3.Connection,
     day: str,
     bundle: str,
     *,
     scored: int,
     flagged: int,
-    reviewed: int,
-    verdicts: dict[Verdict, int],
     histogram: list[int],
+    reviewed: int = 0,
+    verdicts: dict[Verdict, int] | None = None,
 ) -> None:
-    """Add a usage record's counts back to its (day, bundle) row, which queuing it had
-    emptied (``vigil-engine outbox requeue``; inside the caller's transaction)."""
+    """Add counts to the (day, bundle) row (inside the caller's transaction): a run's, or a
+    usage record's put back by ``vigil-engine outbox requeue`` (queuing had emptied it)."""
+    verdicts = verdicts or {}
     merged = [a + b for a, b in zip(_row(connection, day, bundle), histogram, strict=True)]
     connection.execute(
         "UPDATE usage_days SET scored = scored + ?, flagged = flagged + ?,"
